@@ -1,0 +1,40 @@
+# The front door: `make help` lists the targets.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint typecheck pytest bench soak clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create .venv and install the package with its dev tools
+
+demo: $(STAMP) ## Run the exporter against the built-in demo Devin API on :9877
+	$(BIN)/devin-exporter --demo
+
+test: lint typecheck pytest ## ruff, mypy and the whole pytest suite
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+pytest: $(STAMP) ## The pytest suite (unit and end-to-end)
+	$(BIN)/pytest
+
+bench: $(STAMP) ## Benchmarks: prints a table, writes bench/results.json
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
