@@ -1,0 +1,277 @@
+"""Settings: a YAML file, overridden by `DEVIN_EXPORTER_<SECTION>__<KEY>` variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from exporter.durations import Seconds, parse_duration
+
+ENV_PREFIX = "DEVIN_EXPORTER_"
+CONFIG_ENV = "DEVIN_EXPORTER_CONFIG"
+DEFAULT_LISTEN_ADDRESS = ":9877"
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`host:port` as Go exporters take it: `:9877` is every interface, `[::1]:9877` IPv6."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port (for example :9877 or 127.0.0.1:9877)")
+    host = host.removeprefix("[").removesuffix("]")
+    return host, int(port)
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the file and the key, never a secret."""
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """A rolling window: `label` as the operator wrote it, `seconds` as a number."""
+
+    seconds: float
+    label: str
+
+
+def _to_window(value: Any) -> Any:
+    if isinstance(value, str):
+        return Window(seconds=parse_duration(value), label=value.strip())
+    return value
+
+
+WindowField = Annotated[Window, BeforeValidator(_to_window)]
+
+
+def _read_secret_file(path: Path, key: str) -> SecretStr:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ValueError(f"{key}: cannot read {path}: {err.strerror}") from None
+    if not text:
+        raise ValueError(f"{key}: {path} is empty")
+    return SecretStr(text)
+
+
+def _resolve_secret(value: SecretStr | None, file: Path | None, key: str) -> SecretStr | None:
+    if value is not None and file is not None:
+        raise ValueError(f"set {key} or {key}_file, not both")
+    if file is not None:
+        return _read_secret_file(file, f"{key}_file")
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError(f"{key} is empty")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DevinSettings(_Section):
+    base_url: str = "https://api.devin.ai"
+    timeout: Seconds = Field(default=10.0, gt=0)
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    service_user_key: SecretStr | None = None
+    service_user_key_file: Path | None = None
+    enterprise_key: SecretStr | None = None
+    enterprise_key_file: Path | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _read_key_files(self) -> Self:
+        service = _resolve_secret(
+            self.service_user_key, self.service_user_key_file, "service_user_key"
+        )
+        enterprise = _resolve_secret(
+            self.enterprise_key, self.enterprise_key_file, "enterprise_key"
+        )
+        object.__setattr__(self, "service_user_key", service)
+        object.__setattr__(self, "enterprise_key", enterprise)
+        return self
+
+
+class Organization(_Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: str | None = None
+    service_user_key: SecretStr | None = None
+    service_user_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _read_key_file(self) -> Self:
+        key = _resolve_secret(self.service_user_key, self.service_user_key_file, "service_user_key")
+        object.__setattr__(self, "service_user_key", key)
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class WebSettings(_Section):
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    config_file: Path | None = None
+
+    @field_validator("listen_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class Settings(BaseSettings):
+    """Everything the exporter is told; built once by `load_settings` and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    devin: DevinSettings = DevinSettings()
+    organizations: list[Organization] = Field(default_factory=list)
+    windows: list[WindowField] = Field(
+        default_factory=lambda: [_to_window(w) for w in ("1h", "24h", "7d", "30d")],
+        min_length=1,
+    )
+    poll_interval: Seconds = Field(default=300.0, ge=1)
+    stale_after: Seconds | None = Field(default=None, gt=0)
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: explicit arguments, then the environment, then the YAML file.
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @field_validator("windows")
+    @classmethod
+    def _distinct_windows(cls, windows: list[Window]) -> list[Window]:
+        labels = [w.label for w in windows]
+        seconds = [w.seconds for w in windows]
+        if len(set(labels)) != len(labels) or len(set(seconds)) != len(seconds):
+            raise ValueError("windows must be distinct")
+        return sorted(windows)
+
+    @field_validator("organizations")
+    @classmethod
+    def _distinct_orgs(cls, orgs: list[Organization]) -> list[Organization]:
+        ids = [o.id for o in orgs]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"organization ids must be unique: {', '.join(duplicates)}")
+        return orgs
+
+    @model_validator(mode="after")
+    def _something_to_poll(self) -> Self:
+        if not self.organizations and self.devin.enterprise_key is None:
+            raise ValueError(
+                "nothing to poll: list organizations, or set devin.enterprise_key for the "
+                "enterprise-wide count"
+            )
+        for index, org in enumerate(self.organizations):
+            if org.service_user_key is None and self.devin.service_user_key is None:
+                raise ValueError(
+                    f"organizations[{index}] ({org.id}) has no key: set its service_user_key "
+                    "(or _file), or devin.service_user_key for every organization"
+                )
+        if self.stale_after is not None and self.stale_after < self.poll_interval:
+            raise ValueError("stale_after must not be shorter than poll_interval")
+        return self
+
+    @property
+    def stale_after_seconds(self) -> float:
+        """How old a value may get before its series are dropped (default 3 polls)."""
+        return self.stale_after if self.stale_after is not None else 3 * self.poll_interval
+
+    def key_for(self, org: Organization) -> SecretStr:
+        """The v3 service-user key that polls `org`."""
+        key = org.service_user_key or self.devin.service_user_key
+        if key is None:  # excluded by _something_to_poll
+            raise ValueError(f"organization {org.id} has no service user key")
+        return key
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors(include_input=False, include_url=False):
+        key = _format_location(item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def config_path_from_env(explicit: Path | None) -> Path | None:
+    """The config file: `--config` if given, else `$DEVIN_EXPORTER_CONFIG`, else none."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else None
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Read and validate the settings; raises ConfigError naming the file and the key."""
+    source = f"{path} (or its {ENV_PREFIX}* environment overrides)" if path else "environment"
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys at the top level")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    try:
+        return FileSettings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None

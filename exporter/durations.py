@@ -1,0 +1,56 @@
+"""Prometheus duration strings (`30s`, `5m`, `1h30m`, `7d`) as seconds."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+# Units must appear largest first and at most once, as in Prometheus (`1h30m`, not `30m1h`).
+_DURATION = re.compile(
+    r"^(?:(?P<y>\d+)y)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?"
+    r"(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?(?:(?P<ms>\d+)ms)?$"
+)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration; raises ValueError for anything else or zero."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h30m or 7d")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for unit, n in match.groupdict().items() if n)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return float(seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Prometheus spelling of a number of seconds (`90` -> `1m30s`)."""
+    millis = round(seconds * 1000)
+    parts = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = round(_UNIT_SECONDS[unit] * 1000)
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _to_seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_to_seconds)]
+"""A config field that takes `5m` or a plain number of seconds."""

@@ -1,0 +1,47 @@
+"""The exporter's own counters and histograms, registered on a registry passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from exporter.client import REASONS
+
+# Polls take from a few ms (demo API) to the request timeout times the retries.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Instruments:
+    """Counts what the client and the poller do; every known label set starts at 0."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.api_requests = Counter(
+            "devin_exporter_api_requests",
+            "HTTP responses received from Devin's API, by HTTP status code.",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.poll_errors = Counter(
+            "devin_exporter_poll_errors",
+            "Failed polls of a target and window, by reason.",
+            ["endpoint", "org", "reason"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "devin_exporter_poll_duration_seconds",
+            "Wall time of one poll of a target (all its windows).",
+            ["endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+
+    def start_at_zero(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Create every (endpoint, org) series so rate() works from the first scrape."""
+        for endpoint, org in targets:
+            self.poll_duration.labels(endpoint)
+            for reason in REASONS:
+                self.poll_errors.labels(endpoint, org, reason)
+
+    def response(self, endpoint: str, code: int) -> None:
+        self.api_requests.labels(endpoint, str(code)).inc()

@@ -1,0 +1,217 @@
+"""Builds everything once from the settings, runs it, and shuts it all down in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter import __version__
+from exporter.client import DevinClient
+from exporter.collector import register_collectors
+from exporter.config import Settings, load_settings
+from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.faults import FaultPlan
+from exporter.instruments import Instruments
+from exporter.listener import Listener, listen
+from exporter.logs import configure_logging
+from exporter.poller import Poller, build_targets
+from exporter.server import ExporterApp
+
+Clock = Callable[[], float]
+log = structlog.get_logger("exporter")
+
+_KEY_PREFIXES = {"service_user_key": "cog_", "enterprise_key": "apk_user_"}
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one HTTP client to Devin; the caller closes it."""
+    return httpx.AsyncClient(
+        base_url=settings.devin.base_url,
+        timeout=settings.devin.timeout,
+        headers={"User-Agent": f"devin-exporter/{__version__}"},
+        limits=httpx.Limits(max_connections=settings.devin.max_concurrency),
+    )
+
+
+@dataclass
+class Runtime:
+    """The parts of a running exporter that tests and the CLI need to reach."""
+
+    registry: CollectorRegistry
+    poller: Poller
+    scheduler: AsyncIOScheduler | None = None
+    listener: Listener | None = None
+
+    @property
+    def url(self) -> str:
+        if self.listener is None:
+            raise RuntimeError("the exporter is not serving HTTP")
+        return self.listener.url
+
+    async def close(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.listener is not None:
+            await self.listener.close()
+
+
+def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.time) -> Runtime:
+    """Registry, client, poller and collectors, wired; nothing runs yet."""
+    registry = CollectorRegistry()
+    instruments = Instruments(registry)
+    client = DevinClient(
+        http, max_concurrency=settings.devin.max_concurrency, on_response=instruments.response
+    )
+    poller = Poller(client, build_targets(settings), settings.windows, instruments, clock=clock)
+    register_collectors(
+        registry, poller, settings.organizations, settings.stale_after_seconds, clock
+    )
+    return Runtime(registry=registry, poller=poller)
+
+
+async def start(
+    settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.time
+) -> Runtime:
+    """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
+    runtime = build(settings, http, clock=clock)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    runtime.poller.schedule(scheduler, settings.poll_interval)
+    scheduler.start()
+    runtime.scheduler = scheduler
+    app = ExporterApp(
+        runtime.registry, runtime.poller, alive=lambda: scheduler.running, clock=clock
+    ).app()
+    try:
+        runtime.listener = await listen(app, settings.web.listen_address)
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime
+
+
+def _warn_on_odd_keys(settings: Settings) -> None:
+    keys: list[tuple[str, Any]] = [
+        ("devin.service_user_key", settings.devin.service_user_key),
+        ("devin.enterprise_key", settings.devin.enterprise_key),
+    ]
+    keys += [
+        (f"organizations[{o.id}].service_user_key", o.service_user_key)
+        for o in settings.organizations
+    ]
+    for name, key in keys:
+        prefix = _KEY_PREFIXES[name.rsplit(".", 1)[-1]]
+        if key is not None and not key.get_secret_value().startswith(prefix):
+            log.warning("key_prefix_unexpected", key=name, expected_prefix=prefix)
+
+
+async def run(settings: Settings) -> int:
+    """The daemon: serve until SIGTERM or SIGINT."""
+    configure_logging(settings.log.level, settings.log.format)
+    _warn_on_odd_keys(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with http_client(settings) as http:
+        try:
+            runtime = await start(settings, http)
+        except OSError as err:
+            # No traceback: the address and the OS's reason say all there is.
+            log.error(  # noqa: TRY400
+                "listen_failed", address=settings.web.listen_address, error=err.strerror
+            )
+            return 1
+        log.info(
+            "started",
+            version=__version__,
+            address=runtime.url,
+            targets=len(runtime.poller.targets),
+            windows=",".join(w.label for w in settings.windows),
+            poll_interval_seconds=settings.poll_interval,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await runtime.close()
+            log.info("stopped")
+    return 0
+
+
+async def run_once(settings: Settings) -> int:
+    """Poll every target once, print the exposition, and exit 1 if any target failed."""
+    configure_logging(settings.log.level, settings.log.format)
+    async with http_client(settings) as http:
+        runtime = build(settings, http)
+        await runtime.poller.poll_all()
+    sys.stdout.write(generate_latest(runtime.registry).decode())
+    return 0 if all(runtime.poller.up(t) for t in runtime.poller.targets) else 1
+
+
+def demo_settings(
+    path: Path | None, overrides: dict[str, Any], account: DemoAccount, url: str
+) -> Settings:
+    """The operator's settings, pointed at the demo API with its organisations and keys."""
+    return load_settings(
+        path,
+        **{
+            "poll_interval": "30s",
+            **overrides,
+            "devin": {
+                "base_url": url,
+                "service_user_key": account.service_user_key,
+                "enterprise_key": account.enterprise_key,
+            },
+            "organizations": [{"id": o.id, "name": o.name} for o in account.orgs],
+        },
+    )
+
+
+async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: bool) -> int:
+    """`--demo`: start the demo API on a free loopback port and run the exporter against it."""
+    account = DemoAccount.generate(3)
+    demo = await listen(DemoAPI(account).app(), "127.0.0.1:0")
+    try:
+        settings = demo_settings(path, overrides, account, demo.url)
+        if once:
+            return await run_once(settings)
+        configure_logging(settings.log.level, settings.log.format)
+        log.info("demo_api_started", url=demo.url, orgs=len(account.orgs))
+        return await run(settings)
+    finally:
+        await demo.close()
+
+
+async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path | None) -> int:
+    """`devin-exporter demo-api`: the demo API alone; prints its keys for a config file."""
+    configure_logging("info", "logfmt")
+    account = DemoAccount.generate(orgs, seed=seed)
+    plan = FaultPlan.from_file(faults) if faults else FaultPlan()
+    listener = await listen(DemoAPI(account, plan=plan).app(), f"{host}:{port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # The demo keys are throw-away and printed on purpose, so that a config can use them.
+    print(f"demo Devin API on {listener.url}", flush=True)
+    print(f"  service user key (cog_):    {account.service_user_key}", flush=True)
+    print(f"  enterprise key (apk_user_): {account.enterprise_key}", flush=True)
+    for org in account.orgs:
+        print(f"  organization {org.id}  {org.name}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        with suppress(Exception):
+            await listener.close()
+    return 0

@@ -1,0 +1,129 @@
+"""The exporter's HTTP face: /metrics, /healthz, /readyz and a status page at /."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from aiohttp import hdrs, web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__
+from exporter.poller import Poller
+
+Clock = Callable[[], float]
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for coding in request.headers.get(hdrs.ACCEPT_ENCODING, "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "never"
+    moment = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{moment} ({now - timestamp:.0f}s ago)"
+
+
+class ExporterApp:
+    """Builds the aiohttp application; every dependency comes in through the constructor."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        poller: Poller,
+        *,
+        alive: Callable[[], bool],
+        middlewares: Iterable[web.middleware] = (),  # type: ignore[valid-type]
+        clock: Clock = time.time,
+    ) -> None:
+        self._registry = registry
+        self._poller = poller
+        self._alive = alive
+        self._middlewares = list(middlewares)
+        self._clock = clock
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=self._middlewares)
+        app.add_routes(
+            [
+                web.get("/metrics", self.metrics),
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+                web.get("/", self.status_page),
+            ]
+        )
+        return app
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
+        response = web.Response(body=encoder(self._registry))
+        response.headers[hdrs.CONTENT_TYPE] = content_type
+        if _accepts_gzip(request):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        if self._alive():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="scheduler stopped\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self._poller.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="waiting for the first poll of every target\n")
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        now = self._clock()
+        rows = []
+        for target in self._poller.targets:
+            next_poll = self._poller.next_poll(target)
+            for window in self._poller.windows:
+                state = self._poller.states[target, window.label]
+                error = state.last_error or ""
+                cells = (
+                    target.endpoint,
+                    target.org or "(enterprise)",
+                    window.label,
+                    _when(state.last_success, now),
+                    error or ("ok" if state.last_success else "pending"),
+                    next_poll.strftime("%Y-%m-%d %H:%M:%S UTC") if next_poll else "-",
+                )
+                cls = ' class="error"' if error else ""
+                rows.append(
+                    f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+                )
+        page = _PAGE.format(
+            version=html.escape(__version__),
+            ready="ready" if self._poller.ready else "starting",
+            rows="\n".join(rows),
+        )
+        return web.Response(text=page, content_type="text/html")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Devin exporter</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
+tr.error td {{ background: #fdd; }}
+</style></head>
+<body>
+<h1>Devin exporter</h1>
+<p>Version {version}, {ready}. <a href="/metrics">Metrics</a>,
+<a href="/healthz">health</a>, <a href="/readyz">readiness</a>.</p>
+<table>
+<tr><th>endpoint</th><th>org</th><th>window</th><th>last success</th>
+<th>last result</th><th>next poll</th></tr>
+{rows}
+</table>
+</body></html>
+"""
