@@ -1,0 +1,143 @@
+"""End to end, as an operator runs it: `devin-exporter` processes on loopback."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from conftest import ROOT, ExporterProcess
+from scrape import families, label_values, parse, value
+
+from exporter import __version__
+from exporter.client import V3_ORG_SESSIONS
+
+CLI = [sys.executable, "-m", "exporter.cli"]
+
+
+def documented_metric_names() -> set[str]:
+    table = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `(devin_[a-z_]+)` \|", table, flags=re.MULTILINE))
+
+
+def test_version_flag_prints_the_version() -> None:
+    result = subprocess.run([*CLI, "--version"], capture_output=True, text=True, check=False)
+    assert (0, f"devin-exporter {__version__}\n") == (result.returncode, result.stdout)
+
+
+def test_full_run_serves_every_family_and_never_logs_a_key(
+    demo_exporter: ExporterProcess,
+) -> None:
+    text = httpx.get(f"{demo_exporter.url}/metrics", timeout=5).text
+    series = parse(text)
+    assert documented_metric_names() <= set(families(text))
+    assert 3 == len(label_values(series, "devin_sessions_created", "org"))
+    assert {"1h", "24h", "7d", "30d"} == label_values(series, "devin_sessions_created", "window")
+
+    # A failing target makes the exporter log errors: they must not carry a key either.
+    org = sorted(label_values(series, "devin_sessions_created", "org"))[0]
+    demo_exporter.inject_fault(V3_ORG_SESSIONS, org, 401)
+    deadline = time.monotonic() + 15
+    while "poll_failed" not in demo_exporter.log():
+        assert time.monotonic() < deadline, demo_exporter.log()
+        time.sleep(0.1)
+    series = parse(httpx.get(f"{demo_exporter.url}/metrics", timeout=5).text)
+    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=org)
+    page = httpx.get(f"{demo_exporter.url}/", timeout=5).text
+    demo_exporter.exporter.send_signal(signal.SIGTERM)
+    assert 0 == demo_exporter.exporter.wait(timeout=10)
+
+    log = demo_exporter.log()
+    assert "event=started" in log
+    assert "event=stopped" in log
+    assert "reason=unauthorized" in log
+    for key in demo_exporter.keys:
+        assert key not in log
+        assert key not in text
+        assert key not in page
+
+
+def test_once_prints_the_exposition_and_exits_0_when_every_target_answers() -> None:
+    result = subprocess.run(
+        [*CLI, "once", "--demo"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert 0 == result.returncode, result.stderr
+    series = parse(result.stdout)
+    assert 3 == len(label_values(series, "devin_sessions_created", "org"))
+
+
+def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                # Nothing listens on port 9 of loopback: every request is refused.
+                "devin": {"base_url": "http://127.0.0.1:9", "service_user_key": "cog_x"},
+                "organizations": [{"id": "org-a"}],
+            }
+        )
+    )
+    result = subprocess.run(
+        [*CLI, "once", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 1 == result.returncode
+    series = parse(result.stdout)
+    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org="org-a")
+    assert 4 == value(
+        series,
+        "devin_exporter_poll_errors_total",
+        endpoint=V3_ORG_SESSIONS,
+        org="org-a",
+        reason="connection",
+    )
+    assert "cog_x" not in result.stderr
+
+
+def test_daemon_exits_2_on_a_bad_config_and_names_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("devin:\n  timeout: soon\norganizations: [{id: org-a}]\n")
+    result = subprocess.run(
+        [*CLI, "--config", str(config)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert 2 == result.returncode
+    assert str(config) in result.stderr
+    assert "devin.timeout" in result.stderr
+
+
+def test_demo_mode_listens_where_told_and_stops_on_sigint(tmp_path: Path) -> None:
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as out:
+        process = subprocess.Popen(
+            [*CLI, "--demo", "--web.listen-address", "127.0.0.1:0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not (match := re.search(r"event=started .*address=(\S+)", log_path.read_text())):
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        url = match.group(1)
+        while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        series = parse(httpx.get(f"{url}/metrics", timeout=5).text)
+        assert 3 == len(label_values(series, "devin_org_info", "org"))
+        assert (value(series, "devin_enterprise_sessions", window="30d") or 0) > 0
+        process.send_signal(signal.SIGINT)
+        assert 0 == process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,61 @@
+"""docs/metrics.md is the public contract: it must match what the exporter serves."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from conftest import ROOT
+from scrape import families
+
+from exporter import main
+from exporter.config import load_settings
+
+_ROW = re.compile(r"^\| `(devin_[a-z_]+)` \| (\w+) \| ([^|]*) \| ([^|]+) \|$", re.MULTILINE)
+
+
+def documented() -> dict[str, tuple[str, frozenset[str]]]:
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return {
+        name: (kind, frozenset(re.findall(r"`(\w+)`", labels)))
+        for name, kind, labels, _help in _ROW.findall(text)
+    }
+
+
+async def test_docs_list_exactly_the_families_served_with_their_types_and_labels(
+    running: main.Runtime, http: httpx.AsyncClient
+) -> None:
+    served = families((await http.get(f"{running.url}/metrics")).text)
+    assert documented() == served
+
+
+def test_config_example_documents_every_top_level_section() -> None:
+    example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    for key in (
+        "devin:",
+        "base_url:",
+        "timeout:",
+        "service_user_key_file:",
+        "enterprise_key_file:",
+        "organizations:",
+        "windows:",
+        "poll_interval:",
+        "stale_after:",
+        "web:",
+        "listen_address:",
+        "log:",
+    ):
+        assert key in example
+
+
+def test_config_example_is_a_valid_config(tmp_path: Path) -> None:
+    example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    for name in ("service-user.key", "enterprise.key", "payments.key"):
+        (tmp_path / name).write_text("cog_example\n")
+        example = example.replace(f"/etc/devin-exporter/{name}", str(tmp_path / name))
+    path = tmp_path / "config.yaml"
+    path.write_text(example)
+    settings = load_settings(path)
+    assert ["1h", "24h", "7d", "30d"] == [w.label for w in settings.windows]
+    assert 2 == len(settings.organizations)
