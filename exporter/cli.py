@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporter import __version__
 from exporter.config import ConfigError, config_path_from_env, load_settings
+from exporter.webconfig import WebConfigError, load_web_config
 
 EXIT_CONFIG = 2
 
@@ -86,14 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["web"] = web
     demo = bool(getattr(args, "demo", False))
     try:
-        if args.command == "check-config":
-            load_settings(path, **overrides)
-            print(f"{path or 'environment'}: configuration is valid")
-            return 0
         if demo:
             return asyncio.run(app.run_with_demo(path, overrides, once=args.command == "once"))
         settings = load_settings(path, **overrides)
-    except ConfigError as err:
+        if settings.web.config_file is not None:
+            load_web_config(settings.web.config_file)
+        if args.command == "check-config":
+            print(f"{path or 'environment'}: configuration is valid")
+            return 0
+    except (ConfigError, WebConfigError) as err:
         print(f"devin-exporter: {err}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "once":

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
+import email.utils
 import json
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from exporter.models import EnterpriseSessions, SessionMetrics, validation_detail
+from exporter.ratelimit import KeyGates
 
 V3_ORG_SESSIONS: Final = "v3_org_sessions"
 V2_ENTERPRISE_SESSIONS: Final = "v2_enterprise_sessions"
@@ -36,9 +48,14 @@ _STATUS_REASONS: Final = {
     404: "not_found",
     429: "rate_limited",
 }
+_RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# Cooldown of a key after a 429 that does not say how long to wait.
+_DEFAULT_COOLDOWN_SECONDS: Final = 1.0
 
 ResponseHook = Callable[[str, int], None]
 """Told `(endpoint, status_code)` for every HTTP response received."""
+RetryHook = Callable[[str, str], None]
+"""Told `(endpoint, reason)` before every retry."""
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -46,12 +63,53 @@ _Model = TypeVar("_Model", bound=BaseModel)
 class DevinAPIError(Exception):
     """A request that did not yield a usable answer; `reason` is one of REASONS."""
 
-    def __init__(self, reason: str, *, status: int | None = None, detail: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        detail: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         self.reason = reason
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
         text = reason if status is None else f"{reason} (HTTP {status})"
         super().__init__(f"{text}: {detail}" if detail else text)
+
+    @property
+    def transient(self) -> bool:
+        """Worth another try: timeouts, dropped connections, 429 and 500/502/503/504."""
+        return self.reason in ("timeout", "connection") or self.status in _RETRY_STATUSES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request tries: attempts, full-jitter backoff, and a time budget."""
+
+    attempts: int = 3
+    initial_backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 30.0
+    # A request and its retries end within this (the exporter uses the poll interval),
+    # so a Retry-After never holds a target past its next poll.
+    budget_seconds: float = 60.0
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - now)
 
 
 def reason_for_status(status: int) -> str:
@@ -83,7 +141,7 @@ def rfc3339(moment: datetime) -> str:
 
 
 class DevinClient:
-    """The real `DevinAPI`: bearer auth, a cap on requests in flight, typed answers.
+    """The real `DevinAPI`: bearer auth, per-key rate limits, retries, typed answers.
 
     The caller owns `http` (its base URL, timeouts and lifetime).
     """
@@ -92,12 +150,21 @@ class DevinClient:
         self,
         http: httpx.AsyncClient,
         *,
-        max_concurrency: int = 8,
+        gates: KeyGates | None = None,
+        retry: RetryPolicy | None = None,
         on_response: ResponseHook | None = None,
+        on_retry: RetryHook | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._gates = gates or KeyGates(requests_per_second=10, max_concurrency=8)
+        self._retry = retry or RetryPolicy()
         self._on_response = on_response
+        self._on_retry = on_retry
+        self._clock = clock
+        self._backoff = wait_random_exponential(
+            multiplier=self._retry.initial_backoff_seconds, max=self._retry.max_backoff_seconds
+        )
 
     async def org_sessions(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
@@ -132,9 +199,57 @@ class DevinClient:
         params: dict[str, Any],
         model: type[_Model],
     ) -> _Model:
+        """One request with its retries: transient failures only, within the budget."""
+        policy = self._retry
+
+        def wait(state: RetryCallState) -> float:
+            error = _error_of(state)
+            left = policy.budget_seconds - (state.seconds_since_start or 0.0)
+            if error is not None and error.retry_after is not None:
+                return max(0.0, min(error.retry_after, left))
+            return max(0.0, min(self._backoff(state), left))
+
+        class RetryAfterPastBudget(stop_base):
+            """Give up now when the server asks for a wait longer than the budget left."""
+
+            def __call__(self, state: RetryCallState) -> bool:
+                error = _error_of(state)
+                left = policy.budget_seconds - (state.seconds_since_start or 0.0)
+                return error is not None and (error.retry_after or 0.0) > left
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = _error_of(state)
+            if error is not None and self._on_retry is not None:
+                self._on_retry(endpoint, error.reason)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, DevinAPIError) and e.transient),
+            stop=(
+                stop_after_attempt(policy.attempts)
+                | stop_after_delay(policy.budget_seconds)
+                | RetryAfterPastBudget()
+            ),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(endpoint, path, key, params, model)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        path: str,
+        key: SecretStr,
+        params: dict[str, Any],
+        model: type[_Model],
+    ) -> _Model:
         secret = key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
-        async with self._slots:
+        gate = self._gates.for_key(key)
+        async with gate.slot():
             try:
                 response = await self._http.get(path, params=params, headers=headers)
             except httpx.TimeoutException:
@@ -144,10 +259,15 @@ class DevinClient:
         if self._on_response is not None:
             self._on_response(endpoint, response.status_code)
         if response.status_code != 200:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            if response.status_code == 429:
+                cooldown = retry_after if retry_after is not None else _DEFAULT_COOLDOWN_SECONDS
+                gate.cool_down(min(cooldown, self._retry.budget_seconds))
             raise DevinAPIError(
                 reason_for_status(response.status_code),
                 status=response.status_code,
                 detail=_redact(_error_detail(response), secret),
+                retry_after=retry_after,
             )
         try:
             return model.model_validate_json(response.content)
@@ -159,6 +279,11 @@ class DevinClient:
             ) from None
 
 
+def _error_of(state: RetryCallState) -> DevinAPIError | None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error if isinstance(error, DevinAPIError) else None
+
+
 def _error_detail(response: httpx.Response) -> str:
     try:
         return validation_detail(json.loads(response.content))
@@ -167,5 +292,8 @@ def _error_detail(response: httpx.Response) -> str:
 
 
 def _redact(text: str, secret: str) -> str:
-    """Remove the key from text that came back from the API (a hostile API may echo it)."""
-    return text.replace(secret, "<redacted>") if secret else text
+    """Text from the API, without the key (a hostile API may echo it), cut to 200 characters.
+
+    The key goes before the cut, so that no fragment of it can survive.
+    """
+    return (text.replace(secret, "<redacted>") if secret else text)[:200]

@@ -22,6 +22,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -89,7 +90,13 @@ class _Section(BaseModel):
 class DevinSettings(_Section):
     base_url: str = "https://api.devin.ai"
     timeout: Seconds = Field(default=10.0, gt=0)
+    # Per API key, shared by every target that uses the key.
     max_concurrency: int = Field(default=8, ge=1, le=256)
+    requests_per_second: float = Field(default=5.0, gt=0, le=1000)
+    # Transient failures (timeouts, dropped connections, 429, 500/502/503/504) only.
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_initial_backoff: Seconds = Field(default=1.0, gt=0)
+    retry_max_backoff: Seconds = Field(default=30.0, gt=0)
     service_user_key: SecretStr | None = None
     service_user_key_file: Path | None = None
     enterprise_key: SecretStr | None = None
@@ -275,3 +282,5 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
         return FileSettings(**overrides)
     except ValidationError as err:
         raise ConfigError(_describe(err, source)) from None
+    except SettingsError as err:  # an environment override that is not valid JSON
+        raise ConfigError(f"invalid configuration in {source}: {err}") from None

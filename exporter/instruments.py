@@ -26,6 +26,17 @@ class Instruments:
             ["endpoint", "code"],
             registry=registry,
         )
+        self.api_retries = Counter(
+            "devin_exporter_api_retries",
+            "Requests to Devin's API tried again after a transient failure, by reason.",
+            ["endpoint", "reason"],
+            registry=registry,
+        )
+        self.rate_limit_wait = Counter(
+            "devin_exporter_rate_limit_wait_seconds",
+            "Time requests spent waiting for their API key's rate limit or 429 cooldown.",
+            registry=registry,
+        )
         self.poll_errors = Counter(
             "devin_exporter_poll_errors",
             "Failed polls of a target and window, by reason.",
@@ -44,8 +55,16 @@ class Instruments:
         """Create every (endpoint, org) series so rate() works from the first scrape."""
         for endpoint, org in targets:
             self.poll_duration.labels(endpoint)
+            for reason in ("timeout", "connection", "rate_limited", "server_error"):
+                self.api_retries.labels(endpoint, reason)
             for reason in REASONS:
                 self.poll_errors.labels(endpoint, org, reason)
 
     def response(self, endpoint: str, code: int) -> None:
         self.api_requests.labels(endpoint, str(code)).inc()
+
+    def retry(self, endpoint: str, reason: str) -> None:
+        self.api_retries.labels(endpoint, reason).inc()
+
+    def waited(self, seconds: float) -> None:
+        self.rate_limit_wait.inc(seconds)

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
-from exporter.client import DevinClient
+from exporter.client import DevinClient, RetryPolicy
 from exporter.collector import register_collectors
 from exporter.config import Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
@@ -27,7 +27,9 @@ from exporter.instruments import Instruments
 from exporter.listener import Listener, listen
 from exporter.logs import configure_logging
 from exporter.poller import Poller, build_targets
+from exporter.ratelimit import KeyGates
 from exporter.server import ExporterApp
+from exporter.webconfig import WebSecurity
 
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
@@ -71,10 +73,29 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
     """Registry, client, poller and collectors, wired; nothing runs yet."""
     registry = CollectorRegistry()
     instruments = Instruments(registry)
+    devin = settings.devin
     client = DevinClient(
-        http, max_concurrency=settings.devin.max_concurrency, on_response=instruments.response
+        http,
+        gates=KeyGates(
+            devin.requests_per_second, devin.max_concurrency, on_wait=instruments.waited
+        ),
+        retry=RetryPolicy(
+            attempts=devin.max_attempts,
+            initial_backoff_seconds=devin.retry_initial_backoff,
+            max_backoff_seconds=devin.retry_max_backoff,
+            budget_seconds=settings.poll_interval,
+        ),
+        on_response=instruments.response,
+        on_retry=instruments.retry,
     )
-    poller = Poller(client, build_targets(settings), settings.windows, instruments, clock=clock)
+    poller = Poller(
+        client,
+        build_targets(settings),
+        settings.windows,
+        instruments,
+        interval_seconds=settings.poll_interval,
+        clock=clock,
+    )
     register_collectors(
         registry, poller, settings.organizations, settings.stale_after_seconds, clock
     )
@@ -87,14 +108,23 @@ async def start(
     """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
     runtime = build(settings, http, clock=clock)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    runtime.poller.schedule(scheduler, settings.poll_interval)
+    runtime.poller.schedule(scheduler)
     scheduler.start()
     runtime.scheduler = scheduler
+    security = WebSecurity.from_file(settings.web.config_file) if settings.web.config_file else None
     app = ExporterApp(
-        runtime.registry, runtime.poller, alive=lambda: scheduler.running, clock=clock
+        runtime.registry,
+        runtime.poller,
+        alive=lambda: scheduler.running,
+        middlewares=[security.middleware] if security else [],
+        clock=clock,
     ).app()
     try:
-        runtime.listener = await listen(app, settings.web.listen_address)
+        runtime.listener = await listen(
+            app,
+            settings.web.listen_address,
+            ssl_context=security.ssl_context() if security else None,
+        )
     except BaseException:
         await runtime.close()
         raise

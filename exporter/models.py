@@ -67,13 +67,13 @@ class EnterpriseSessions(_Response):
 
 
 def validation_detail(body: Any) -> str:
-    """The first `msg` of a FastAPI `HTTPValidationError` body, if it is one."""
+    """The first `msg` of a FastAPI `HTTPValidationError` body, if it is one (uncut)."""
     if isinstance(body, dict) and isinstance(body.get("detail"), list) and body["detail"]:
         first = body["detail"][0]
         if isinstance(first, dict):
             loc = ".".join(str(p) for p in first.get("loc", []))
-            return f"{loc}: {first.get('msg', '')}"[:200]
+            return f"{loc}: {first.get('msg', '')}"
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         detail: str = body["detail"]
-        return detail[:200]
+        return detail
     return ""

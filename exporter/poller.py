@@ -66,6 +66,37 @@ def build_targets(settings: Settings) -> list[Target]:
     return targets
 
 
+# After a 401 or 403 a target's polls slow down, doubling up to this.
+AUTH_BACKOFF_MAX_SECONDS = 3600.0
+_AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
+_AUTH_HINTS = {
+    (V3_ORG_SESSIONS, "unauthorized"): (
+        "the service user key is unknown or revoked: create a new key for the service user "
+        "and update service_user_key_file"
+    ),
+    (V3_ORG_SESSIONS, "forbidden"): (
+        "service user lacks ViewOrgMetrics on {org} (or the key is not a cog_ service user "
+        "key): grant the permission, or remove the organization from the config"
+    ),
+    (V2_ENTERPRISE_SESSIONS, "unauthorized"): (
+        "the enterprise key is unknown or revoked: create a new personal API key as an "
+        "enterprise admin and update enterprise_key_file"
+    ),
+    (V2_ENTERPRISE_SESSIONS, "forbidden"): (
+        "the enterprise key is not an enterprise admin's personal API key (apk_user_...)"
+    ),
+}
+
+
+@dataclass
+class AuthBackoff:
+    """A target whose key was refused: how often in a row, and when to try again."""
+
+    reason: str
+    failures: int
+    retry_at: float
+
+
 class Poller:
     """Owns the snapshot: `samples` and `states`, replaced entry by entry as polls finish."""
 
@@ -76,25 +107,61 @@ class Poller:
         windows: list[Window],
         instruments: Instruments,
         *,
+        interval_seconds: float,
         clock: Clock = time.time,
     ) -> None:
         self._api = api
-        self.targets = targets
-        self.windows = windows
         self._instruments = instruments
         self._clock = clock
+        self.targets: list[Target] = []
+        self.windows: list[Window] = []
+        self.interval_seconds = interval_seconds
         self.samples: dict[tuple[Target, str], Sample] = {}
-        self.states: dict[tuple[Target, str], WindowState] = {
-            (t, w.label): WindowState() for t in targets for w in windows
-        }
+        self.states: dict[tuple[Target, str], WindowState] = {}
+        self.auth_backoff: dict[Target, AuthBackoff] = {}
         self._polled: set[Target] = set()
+        self._ready = False
         self._scheduler: AsyncIOScheduler | None = None
-        instruments.start_at_zero((t.endpoint, t.org) for t in targets)
+        self.reconfigure(targets, windows, interval_seconds)
+
+    def reconfigure(
+        self, targets: list[Target], windows: list[Window], interval_seconds: float
+    ) -> None:
+        """Apply a new list of targets and windows; those that stay keep their values."""
+        kept_targets = {(t.endpoint, t.org) for t in targets}
+        labels = {w.label for w in windows}
+
+        def keep(target: Target, label: str) -> bool:
+            return (target.endpoint, target.org) in kept_targets and label in labels
+
+        # Target equality ignores the key, so old entries re-key onto the new targets.
+        by_id = {t: t for t in targets}
+        self.samples = {(by_id[t], w): s for (t, w), s in self.samples.items() if keep(t, w)}
+        self.states = {
+            (t, w.label): self.states.get((t, w.label)) or WindowState()
+            for t in targets
+            for w in windows
+        }
+        self.auth_backoff = {t: b for t, b in self.auth_backoff.items() if t in by_id}
+        self._polled &= set(targets)
+        removed = [t for t in self.targets if t not in by_id]
+        self.targets, self.windows = targets, windows
+        self.interval_seconds = interval_seconds
+        self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
+        if self._scheduler is not None:
+            for target in removed:
+                self._scheduler.remove_job(target.job_id)
+            self._schedule_jobs()
 
     @property
     def ready(self) -> bool:
-        """True once every target has finished its first poll, whatever its outcome."""
-        return len(self._polled) == len(self.targets)
+        """True once every target has finished its first poll, whatever its outcome.
+
+        It stays true after a reload adds targets: their first poll is no reason to take
+        the exporter out of a load balancer.
+        """
+        self._ready = self._ready or len(self._polled) == len(self.targets)
+        return self._ready
 
     def up(self, target: Target) -> bool:
         """Whether the latest poll of every window of the target succeeded."""
@@ -105,10 +172,16 @@ class Poller:
         )
 
     def next_poll(self, target: Target) -> datetime | None:
+        backoff = self.auth_backoff.get(target)
         if self._scheduler is None:
             return None
         job = self._scheduler.get_job(target.job_id)
-        return job.next_run_time if job is not None else None
+        if job is None or job.next_run_time is None:
+            return None
+        next_run: datetime = job.next_run_time
+        if backoff is not None and backoff.retry_at > next_run.timestamp():
+            return datetime.fromtimestamp(backoff.retry_at, UTC)
+        return next_run
 
     async def poll_all(self) -> None:
         """One cycle of every target, concurrently (the client caps requests in flight)."""
@@ -116,15 +189,55 @@ class Poller:
 
     async def poll_target(self, target: Target) -> None:
         """Fetch every window of one target and record each outcome."""
-        started = time.perf_counter()
         now = self._clock()
-        await asyncio.gather(*(self._poll_window(target, w, now) for w in self.windows))
+        backoff = self.auth_backoff.get(target)
+        if backoff is not None and now < backoff.retry_at:
+            log.debug(
+                "poll_skipped", endpoint=target.endpoint, org=target.org, reason=backoff.reason
+            )
+            return
+        started = time.perf_counter()
+        reasons = await asyncio.gather(*(self._poll_window(target, w, now) for w in self.windows))
         self._instruments.poll_duration.labels(target.endpoint).observe(
             time.perf_counter() - started
         )
         self._polled.add(target)
+        failed = {w.label: r for w, r in zip(self.windows, reasons, strict=True) if r}
+        if failed and not _AUTH_REASONS & set(failed.values()):
+            log.warning(
+                "poll_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                windows=",".join(failed),
+                reasons=",".join(sorted(set(failed.values()))),
+            )
+        self._track_auth(
+            target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
+        )
 
-    async def _poll_window(self, target: Target, window: Window, now: float) -> None:
+    def _track_auth(self, target: Target, reason: str | None, now: float) -> None:
+        """Slow down a target whose key is refused; log once per change of state."""
+        previous = self.auth_backoff.get(target)
+        if reason is None:
+            if previous is not None:
+                del self.auth_backoff[target]
+                log.info("auth_recovered", endpoint=target.endpoint, org=target.org)
+            return
+        failures = previous.failures + 1 if previous else 1
+        delay = min(self.interval_seconds * 2 ** (failures - 1), AUTH_BACKOFF_MAX_SECONDS)
+        self.auth_backoff[target] = AuthBackoff(reason, failures, now + delay)
+        if previous is None or previous.reason != reason:
+            log.error(
+                "auth_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                reason=reason,
+                hint=_AUTH_HINTS[target.endpoint, reason].format(org=target.org),
+                backoff="polls slow down, doubling up to 1h, until the key is accepted",
+            )
+
+    async def _poll_window(self, target: Target, window: Window, now: float) -> str | None:
+        """Poll one window; the failure reason, or None on success."""
         state = self.states[target, window.label]
         state.last_attempt = now
         try:
@@ -132,8 +245,8 @@ class Poller:
         except DevinAPIError as err:
             state.last_error = err.reason
             self._instruments.poll_errors.labels(target.endpoint, target.org, err.reason).inc()
-            log.warning(
-                "poll_failed",
+            log.debug(
+                "poll_window_failed",
                 endpoint=target.endpoint,
                 org=target.org,
                 window=window.label,
@@ -141,10 +254,11 @@ class Poller:
                 status=err.status,
                 detail=err.detail or None,
             )
-            return
+            return err.reason
         self.samples[target, window.label] = Sample(value, now)
         state.last_success = now
         state.last_error = None
+        return None
 
     async def _fetch(self, target: Target, window: Window, now: float) -> Value:
         if target.endpoint == V3_ORG_SESSIONS:
@@ -161,14 +275,28 @@ class Poller:
             org_ids=[target.org] if target.org else [],
         )
 
-    def schedule(self, scheduler: AsyncIOScheduler, interval_seconds: float) -> None:
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
         """One job per target: now, then every interval with jitter, never overlapping."""
         self._scheduler = scheduler
-        jitter = min(interval_seconds * 0.1, 30.0)
+        self._schedule_jobs()
+
+    def _schedule_jobs(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        jitter = min(self.interval_seconds * 0.1, 30.0)
         for target in self.targets:
+            trigger = IntervalTrigger(seconds=self.interval_seconds, jitter=jitter)
+            job = scheduler.get_job(target.job_id)
+            if job is not None:
+                # A reload: keep the job's timing unless the interval changed; refresh its key.
+                job.modify(args=[target])
+                if job.trigger.interval.total_seconds() != self.interval_seconds:
+                    job.reschedule(trigger)
+                continue
             scheduler.add_job(
                 self.poll_target,
-                IntervalTrigger(seconds=interval_seconds, jitter=jitter),
+                trigger,
                 args=[target],
                 id=target.job_id,
                 name=target.job_id,

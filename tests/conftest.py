@@ -186,6 +186,7 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
                 "base_url": demo_url,
                 "service_user_key_file": str(tmp_path / "cog.key"),
                 "enterprise_key": keys[1],
+                "requests_per_second": 100,
             },
             "organizations": [{"id": o, "name": n} for o, n in orgs],
             "poll_interval": "2s",

@@ -112,7 +112,7 @@ class OrgModel:
         self._search = _Cycle(tuple(_pattern({"y": rng.randint(3, 10), "n": 20}, rng)))
 
     def _cumulative(self, t: float) -> float:
-        """R(t): expected sessions created in [0, t); strictly increasing."""
+        """R(t), strictly increasing: only differences R(b) - R(a) are ever used."""
         rate = self.sessions_per_hour / 3600.0
         daily = self._daily * DAY / (2 * math.pi)
         weekly = self._weekly * WEEK / (2 * math.pi)

@@ -43,7 +43,7 @@ def test_full_run_serves_every_family_and_never_logs_a_key(
     org = sorted(label_values(series, "devin_sessions_created", "org"))[0]
     demo_exporter.inject_fault(V3_ORG_SESSIONS, org, 401)
     deadline = time.monotonic() + 15
-    while "poll_failed" not in demo_exporter.log():
+    while "event=auth_failed" not in demo_exporter.log():
         assert time.monotonic() < deadline, demo_exporter.log()
         time.sleep(0.1)
     series = parse(httpx.get(f"{demo_exporter.url}/metrics", timeout=5).text)
@@ -55,6 +55,7 @@ def test_full_run_serves_every_family_and_never_logs_a_key(
     log = demo_exporter.log()
     assert "event=started" in log
     assert "event=stopped" in log
+    assert 1 == log.count("event=auth_failed"), "an auth failure is logged once, not every poll"
     assert "reason=unauthorized" in log
     for key in demo_exporter.keys:
         assert key not in log

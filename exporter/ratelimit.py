@@ -1,0 +1,78 @@
+"""One gate per API key: a request rate, a cap on requests in flight, and a shared cooldown."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from aiolimiter import AsyncLimiter
+from pydantic import SecretStr
+
+WaitHook = Callable[[float], None]
+"""Told how many seconds a request waited for its key's rate limit or cooldown."""
+
+
+class KeyGate:
+    """Every request made with one key passes here, whichever target it serves.
+
+    After a 429, `cool_down` holds back every request of the key (not only the one that
+    was refused) until the cooldown has passed.
+    """
+
+    def __init__(
+        self,
+        requests_per_second: float,
+        max_concurrency: int,
+        *,
+        on_wait: WaitHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # A bucket of one second's worth of requests: short bursts, steady average.
+        self._limiter = AsyncLimiter(max(1.0, requests_per_second), 1.0)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._cooldown_until = 0.0
+        self._on_wait = on_wait
+        self._clock = clock
+
+    def cool_down(self, seconds: float) -> None:
+        """Hold back every request of this key for `seconds` from now."""
+        self._cooldown_until = max(self._cooldown_until, self._clock() + seconds)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for the cooldown, the rate and a free slot, then hold the slot."""
+        started = self._clock()
+        # A loop, not an Event: another 429 may extend the cooldown while we sleep.
+        while (pause := self._cooldown_until - self._clock()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(pause)
+        await self._limiter.acquire()
+        async with self._slots:
+            waited = self._clock() - started
+            if waited > 0 and self._on_wait is not None:
+                self._on_wait(waited)
+            yield
+
+
+class KeyGates:
+    """The gates of every key in use, created on first use and found by a hash of the key."""
+
+    def __init__(
+        self, requests_per_second: float, max_concurrency: int, on_wait: WaitHook | None = None
+    ) -> None:
+        self._rate = requests_per_second
+        self._concurrency = max_concurrency
+        self._on_wait = on_wait
+        self._gates: dict[str, KeyGate] = {}
+
+    def for_key(self, key: SecretStr) -> KeyGate:
+        # A digest, so that no structure here holds the key itself.
+        digest = hashlib.sha256(key.get_secret_value().encode()).hexdigest()
+        gate = self._gates.get(digest)
+        if gate is None:
+            gate = self._gates[digest] = KeyGate(
+                self._rate, self._concurrency, on_wait=self._on_wait
+            )
+        return gate
