@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exporter import __version__
-from exporter.config import ConfigError, config_path_from_env, load_settings
+from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
 from exporter.webconfig import WebConfigError, load_web_config
 
 EXIT_CONFIG = 2
@@ -100,7 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "once":
         return asyncio.run(app.run_once(settings))
-    return asyncio.run(app.run(settings))
+
+    def reload() -> Settings:
+        new = load_settings(path, **overrides)
+        if new.web.config_file is not None:
+            try:
+                load_web_config(new.web.config_file)
+            except WebConfigError as err:
+                raise ConfigError(str(err)) from None
+        return new
+
+    return asyncio.run(app.run(settings, reload if path is not None else None))
 
 
 if __name__ == "__main__":

@@ -158,12 +158,13 @@ class DevinClient:
     ) -> None:
         self._http = http
         self._gates = gates or KeyGates(requests_per_second=10, max_concurrency=8)
-        self._retry = retry or RetryPolicy()
+        self.retry_policy = retry or RetryPolicy()
         self._on_response = on_response
         self._on_retry = on_retry
         self._clock = clock
         self._backoff = wait_random_exponential(
-            multiplier=self._retry.initial_backoff_seconds, max=self._retry.max_backoff_seconds
+            multiplier=self.retry_policy.initial_backoff_seconds,
+            max=self.retry_policy.max_backoff_seconds,
         )
 
     async def org_sessions(
@@ -200,7 +201,7 @@ class DevinClient:
         model: type[_Model],
     ) -> _Model:
         """One request with its retries: transient failures only, within the budget."""
-        policy = self._retry
+        policy = self.retry_policy
 
         def wait(state: RetryCallState) -> float:
             error = _error_of(state)
@@ -262,7 +263,7 @@ class DevinClient:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             if response.status_code == 429:
                 cooldown = retry_after if retry_after is not None else _DEFAULT_COOLDOWN_SECONDS
-                gate.cool_down(min(cooldown, self._retry.budget_seconds))
+                gate.cool_down(min(cooldown, self.retry_policy.budget_seconds))
             raise DevinAPIError(
                 reason_for_status(response.status_code),
                 status=response.status_code,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import platform
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -16,9 +16,8 @@ from exporter import __version__
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
 from exporter.config import Organization
 from exporter.models import EnterpriseSessions, SessionMetrics
-from exporter.poller import Poller, Sample, Target, fresh_samples
+from exporter.poller import Snapshot, Target, fresh_samples
 
-Clock = Callable[[], float]
 _Value = TypeVar("_Value", SessionMetrics, EnterpriseSessions)
 
 _CACHED = (
@@ -31,24 +30,39 @@ def _gauge(name: str, help_text: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_text + _CACHED, labels=labels)
 
 
-class _SnapshotReader:
-    """Shared by the collectors that serve Devin's values: only fresh samples of one endpoint."""
+@dataclass(frozen=True)
+class View:
+    """What one rendering shows: a snapshot, the configured orgs, and which samples are fresh."""
 
-    def __init__(self, poller: Poller, stale_after_seconds: float, clock: Clock) -> None:
-        self._poller = poller
-        self._stale_after = stale_after_seconds
-        self._clock = clock
+    snapshot: Snapshot
+    organizations: tuple[Organization, ...]
+    stale_after_seconds: float
+    now: float
 
     def fresh(self, endpoint: str, kind: type[_Value]) -> Iterator[tuple[Target, str, _Value]]:
-        samples: dict[tuple[Target, str], Sample] = fresh_samples(
-            self._poller.samples, self._clock(), self._stale_after
-        )
+        """Samples of one endpoint young enough to serve, in a stable order."""
+        samples = fresh_samples(self.snapshot.samples, self.now, self.stale_after_seconds)
         for (target, window), sample in sorted(samples.items(), key=lambda kv: kv[0]):
             if target.endpoint == endpoint and isinstance(sample.value, kind):
                 yield target, window, sample.value
 
+    @property
+    def expires_at(self) -> float:
+        """When the first fresh sample turns stale, and this view with it."""
+        deadlines = [
+            s.fetched_at + self.stale_after_seconds
+            for s in self.snapshot.samples.values()
+            if s.fetched_at + self.stale_after_seconds >= self.now
+        ]
+        return min(deadlines, default=float("inf"))
 
-class SessionCollector(_SnapshotReader, Collector):
+
+class _ViewCollector(Collector):
+    def __init__(self, view: View) -> None:
+        self._view = view
+
+
+class SessionCollector(_ViewCollector):
     """v3 per-organisation session metrics, for example::
 
     devin_sessions_created{org="org-a",window="24h"} 331
@@ -98,7 +112,7 @@ class SessionCollector(_SnapshotReader, Collector):
             "Average ACUs consumed per session created over the window (v3).",
             org_window,
         )
-        for target, window, m in self.fresh(V3_ORG_SESSIONS, SessionMetrics):
+        for target, window, m in self._view.fresh(V3_ORG_SESSIONS, SessionMetrics):
             labels = [target.org, window]
             created.add_metric(labels, m.sessions_created_count)
             for origin, count in m.sessions_created_by_origin.items():
@@ -114,7 +128,7 @@ class SessionCollector(_SnapshotReader, Collector):
         yield from (created, by_origin, by_size, playbook, search, merged, merged_by_size, acus)
 
 
-class EnterpriseCollector(_SnapshotReader, Collector):
+class EnterpriseCollector(_ViewCollector):
     """v2 enterprise session counts, for example::
 
     devin_enterprise_sessions{window="24h"} 1120
@@ -132,7 +146,7 @@ class EnterpriseCollector(_SnapshotReader, Collector):
             "Sessions in one organisation over the window, from the enterprise API (v2).",
             ["org", "window"],
         )
-        for target, window, value in self.fresh(V2_ENTERPRISE_SESSIONS, EnterpriseSessions):
+        for target, window, value in self._view.fresh(V2_ENTERPRISE_SESSIONS, EnterpriseSessions):
             if target.org:
                 per_org.add_metric([target.org, window], value.sessions_count)
             else:
@@ -140,14 +154,11 @@ class EnterpriseCollector(_SnapshotReader, Collector):
         yield from (total, per_org)
 
 
-class OrgInfoCollector(Collector):
+class OrgInfoCollector(_ViewCollector):
     """One series per configured organisation, for joins on its name::
 
     devin_org_info{name="Payments",org="org-a"} 1
     """
-
-    def __init__(self, organizations: list[Organization]) -> None:
-        self._orgs = organizations
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -155,21 +166,18 @@ class OrgInfoCollector(Collector):
             "Always 1 for each configured organisation; joins an org id to its display name.",
             labels=["org", "name"],
         )
-        for org in self._orgs:
+        for org in self._view.organizations:
             info.add_metric([org.id, org.display_name], 1)
         yield info
 
 
-class HealthCollector(Collector):
+class HealthCollector(_ViewCollector):
     """Whether each target answers, and since when, for example::
 
     devin_up{endpoint="v3_org_sessions",org="org-a"} 1
     devin_exporter_last_success_timestamp_seconds{endpoint="v3_org_sessions",...,window="1h"} 1.7e9
     devin_exporter_build_info{python_version="3.11.7",version="0.1.0"} 1
     """
-
-    def __init__(self, poller: Poller) -> None:
-        self._poller = poller
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -182,10 +190,11 @@ class HealthCollector(Collector):
             "Unix time of the last successful poll of this target and window.",
             labels=["endpoint", "org", "window"],
         )
-        for target in self._poller.targets:
-            up.add_metric([target.endpoint, target.org], 1 if self._poller.up(target) else 0)
-            for window in self._poller.windows:
-                state = self._poller.states[target, window.label]
+        snapshot = self._view.snapshot
+        for target in snapshot.targets:
+            up.add_metric([target.endpoint, target.org], 1 if snapshot.up[target] else 0)
+            for window in snapshot.windows:
+                state = snapshot.states[target, window.label]
                 if state.last_success is not None:
                     last_success.add_metric(
                         [target.endpoint, target.org, window.label], state.last_success
@@ -199,15 +208,9 @@ class HealthCollector(Collector):
         yield from (up, last_success, build)
 
 
-def register_collectors(
-    registry: CollectorRegistry,
-    poller: Poller,
-    organizations: list[Organization],
-    stale_after_seconds: float,
-    clock: Clock = time.time,
-) -> None:
-    """Put every snapshot collector on `registry` (beside the exporter's own counters)."""
-    registry.register(SessionCollector(poller, stale_after_seconds, clock))
-    registry.register(EnterpriseCollector(poller, stale_after_seconds, clock))
-    registry.register(OrgInfoCollector(organizations))
-    registry.register(HealthCollector(poller))
+def view_registry(view: View) -> CollectorRegistry:
+    """A registry holding every collector of one view, ready for an exposition encoder."""
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (SessionCollector, EnterpriseCollector, OrgInfoCollector, HealthCollector):
+        registry.register(collector(view))
+    return registry

@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.client import DevinClient, RetryPolicy
-from exporter.collector import register_collectors
-from exporter.config import Settings, load_settings
+from exporter.config import ConfigError, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.faults import FaultPlan
+from exporter.exposition import Exposition
 from exporter.instruments import Instruments
 from exporter.listener import Listener, listen
 from exporter.logs import configure_logging
@@ -47,12 +47,37 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+# Keys whose change needs a restart: they shape the HTTP client, the gates or the listener.
+_RESTART_KEYS = (
+    "devin.base_url",
+    "devin.timeout",
+    "devin.max_concurrency",
+    "devin.requests_per_second",
+    "web.listen_address",
+    "web.config_file",
+)
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    devin = settings.devin
+    return RetryPolicy(
+        attempts=devin.max_attempts,
+        initial_backoff_seconds=devin.retry_initial_backoff,
+        max_backoff_seconds=devin.retry_max_backoff,
+        # Retries of one poll never run into the next poll.
+        budget_seconds=settings.poll_interval,
+    )
+
+
 @dataclass
 class Runtime:
-    """The parts of a running exporter that tests and the CLI need to reach."""
+    """Everything that runs, built once from the settings; `close()` stops it all."""
 
-    registry: CollectorRegistry
+    settings: Settings
+    registry: CollectorRegistry  # the exporter's own counters, rendered per scrape
+    client: DevinClient
     poller: Poller
+    exposition: Exposition
     scheduler: AsyncIOScheduler | None = None
     listener: Listener | None = None
 
@@ -62,15 +87,45 @@ class Runtime:
             raise RuntimeError("the exporter is not serving HTTP")
         return self.listener.url
 
+    def reload(self, new: Settings) -> None:
+        """Apply a re-read config: orgs, keys, windows, intervals, staleness and logging.
+
+        Series of the orgs and windows that stay are not interrupted; keys listed in
+        _RESTART_KEYS keep their old values until a restart, and the log says so.
+        """
+        pending = [key for key in _RESTART_KEYS if _dotted(self.settings, key) != _dotted(new, key)]
+        if pending:
+            log.warning("reload_needs_restart", keys=",".join(pending))
+        configure_logging(new.log.level, new.log.format)
+        self.client.retry_policy = _retry_policy(new)
+        self.exposition.organizations = list(new.organizations)
+        self.exposition.stale_after_seconds = new.stale_after_seconds
+        self.poller.reconfigure(build_targets(new), list(new.windows), new.poll_interval)
+        self.settings = new
+        log.info(
+            "config_reloaded",
+            targets=len(self.poller.targets),
+            windows=",".join(w.label for w in new.windows),
+        )
+
     async def close(self) -> None:
+        """Stop polling (cancelling requests in flight), then stop serving."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.exposition.close()
         if self.listener is not None:
             await self.listener.close()
 
 
+def _dotted(settings: Settings, key: str) -> Any:
+    value: Any = settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.time) -> Runtime:
-    """Registry, client, poller and collectors, wired; nothing runs yet."""
+    """Registry, client, poller and exposition, wired; nothing runs yet."""
     registry = CollectorRegistry()
     instruments = Instruments(registry)
     devin = settings.devin
@@ -79,27 +134,22 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         gates=KeyGates(
             devin.requests_per_second, devin.max_concurrency, on_wait=instruments.waited
         ),
-        retry=RetryPolicy(
-            attempts=devin.max_attempts,
-            initial_backoff_seconds=devin.retry_initial_backoff,
-            max_backoff_seconds=devin.retry_max_backoff,
-            budget_seconds=settings.poll_interval,
-        ),
+        retry=_retry_policy(settings),
         on_response=instruments.response,
         on_retry=instruments.retry,
     )
     poller = Poller(
         client,
         build_targets(settings),
-        settings.windows,
+        list(settings.windows),
         instruments,
         interval_seconds=settings.poll_interval,
         clock=clock,
     )
-    register_collectors(
-        registry, poller, settings.organizations, settings.stale_after_seconds, clock
+    exposition = Exposition(
+        poller, registry, list(settings.organizations), settings.stale_after_seconds, clock=clock
     )
-    return Runtime(registry=registry, poller=poller)
+    return Runtime(settings, registry, client, poller, exposition)
 
 
 async def start(
@@ -111,15 +161,17 @@ async def start(
     runtime.poller.schedule(scheduler)
     scheduler.start()
     runtime.scheduler = scheduler
-    security = WebSecurity.from_file(settings.web.config_file) if settings.web.config_file else None
-    app = ExporterApp(
-        runtime.registry,
-        runtime.poller,
-        alive=lambda: scheduler.running,
-        middlewares=[security.middleware] if security else [],
-        clock=clock,
-    ).app()
     try:
+        security = (
+            WebSecurity.from_file(settings.web.config_file) if settings.web.config_file else None
+        )
+        app = ExporterApp(
+            runtime.exposition,
+            runtime.poller,
+            alive=lambda: scheduler.running,
+            middlewares=[security.middleware] if security else [],
+            clock=clock,
+        ).app()
         runtime.listener = await listen(
             app,
             settings.web.listen_address,
@@ -146,14 +198,19 @@ def _warn_on_odd_keys(settings: Settings) -> None:
             log.warning("key_prefix_unexpected", key=name, expected_prefix=prefix)
 
 
-async def run(settings: Settings) -> int:
-    """The daemon: serve until SIGTERM or SIGINT."""
+Reloader = Callable[[], Settings]
+
+
+async def run(settings: Settings, reload: Reloader | None = None) -> int:
+    """The daemon: serve until SIGTERM or SIGINT; on SIGHUP apply `reload()`'s settings."""
     configure_logging(settings.log.level, settings.log.format)
     _warn_on_odd_keys(settings)
     stop = asyncio.Event()
+    hangup = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
     async with http_client(settings) as http:
         try:
             runtime = await start(settings, http)
@@ -171,12 +228,34 @@ async def run(settings: Settings) -> int:
             windows=",".join(w.label for w in settings.windows),
             poll_interval_seconds=settings.poll_interval,
         )
+        reloads = loop.create_task(_reload_on_hangup(runtime, hangup, reload))
         try:
             await stop.wait()
         finally:
+            reloads.cancel()
             await runtime.close()
             log.info("stopped")
     return 0
+
+
+async def _reload_on_hangup(
+    runtime: Runtime, hangup: asyncio.Event, reload: Reloader | None
+) -> None:
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        if reload is None:
+            log.warning("reload_unavailable", reason="no config file")
+            continue
+        try:
+            new = reload()
+        except ConfigError as err:
+            # The message names file and key; a traceback would add nothing.
+            log.error(  # noqa: TRY400
+                "reload_failed", error=str(err).replace("\n", "; "), kept="previous config"
+            )
+            continue
+        runtime.reload(new)
 
 
 async def run_once(settings: Settings) -> int:
@@ -185,7 +264,8 @@ async def run_once(settings: Settings) -> int:
     async with http_client(settings) as http:
         runtime = build(settings, http)
         await runtime.poller.poll_all()
-    sys.stdout.write(generate_latest(runtime.registry).decode())
+        body = await runtime.exposition.body(openmetrics=False, gzip=False)
+    sys.stdout.write(body.decode())
     return 0 if all(runtime.poller.up(t) for t in runtime.poller.targets) else 1
 
 

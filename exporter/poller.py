@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -52,6 +52,21 @@ class WindowState:
     last_success: float | None = None
     last_error: str | None = None  # reason of the latest poll, None if it succeeded
     last_attempt: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of what the poller knows, for rendering away from the event loop."""
+
+    version: int
+    targets: tuple[Target, ...]
+    windows: tuple[Window, ...]
+    samples: Mapping[tuple[Target, str], Sample]
+    states: Mapping[tuple[Target, str], WindowState]
+    up: Mapping[Target, bool]
+
+
+ChangeListener = Callable[[], None]
 
 
 def build_targets(settings: Settings) -> list[Target]:
@@ -122,7 +137,29 @@ class Poller:
         self._polled: set[Target] = set()
         self._ready = False
         self._scheduler: AsyncIOScheduler | None = None
+        self.version = 0  # bumped whenever anything a scrape shows may have changed
+        self._listeners: list[ChangeListener] = []
         self.reconfigure(targets, windows, interval_seconds)
+
+    def on_change(self, listener: ChangeListener) -> None:
+        """Call `listener` (on the event loop) after each poll or reconfiguration."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        self.version += 1
+        for listener in self._listeners:
+            listener()
+
+    def snapshot(self) -> Snapshot:
+        """A copy that stays consistent while polls go on (shallow: samples are immutable)."""
+        return Snapshot(
+            version=self.version,
+            targets=tuple(self.targets),
+            windows=tuple(self.windows),
+            samples=dict(self.samples),
+            states={k: replace(v) for k, v in self.states.items()},
+            up={t: self.up(t) for t in self.targets},
+        )
 
     def reconfigure(
         self, targets: list[Target], windows: list[Window], interval_seconds: float
@@ -152,6 +189,7 @@ class Poller:
             for target in removed:
                 self._scheduler.remove_job(target.job_id)
             self._schedule_jobs()
+        self._changed()
 
     @property
     def ready(self) -> bool:
@@ -202,6 +240,7 @@ class Poller:
             time.perf_counter() - started
         )
         self._polled.add(target)
+        self._changed()
         failed = {w.label: r for w, r in zip(self.windows, reasons, strict=True) if r}
         if failed and not _AUTH_REASONS & set(failed.values()):
             log.warning(

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
+from exporter.exposition import Exposition
 from exporter.poller import Poller
 
 Clock = Callable[[], float]
@@ -37,14 +37,14 @@ class ExporterApp:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        exposition: Exposition,
         poller: Poller,
         *,
         alive: Callable[[], bool],
         middlewares: Iterable[web.middleware] = (),  # type: ignore[valid-type]
         clock: Clock = time.time,
     ) -> None:
-        self._registry = registry
+        self._exposition = exposition
         self._poller = poller
         self._alive = alive
         self._middlewares = list(middlewares)
@@ -63,11 +63,17 @@ class ExporterApp:
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
-        response = web.Response(body=encoder(self._registry))
+        # The library negotiates the format; the body comes pre-rendered.
+        _, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
+        gzip = _accepts_gzip(request)
+        body = await self._exposition.body(
+            openmetrics=content_type.startswith("application/openmetrics-text"), gzip=gzip
+        )
+        response = web.Response(body=body)
         response.headers[hdrs.CONTENT_TYPE] = content_type
-        if _accepts_gzip(request):
-            response.enable_compression(web.ContentCoding.gzip)
+        response.headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
+        if gzip:
+            response.headers[hdrs.CONTENT_ENCODING] = "gzip"
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

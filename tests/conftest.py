@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,10 @@ class Demo:
                 "service_user_key": self.account.service_user_key,
                 "enterprise_key": self.account.enterprise_key,
                 "timeout": "5s",
+                # Retries stay on, but fast: tests must not sleep through real backoffs.
+                "retry_initial_backoff": "10ms",
+                "retry_max_backoff": "50ms",
+                "requests_per_second": 1000,
             },
             "organizations": [{"id": o.id, "name": o.name} for o in self.account.orgs],
             "poll_interval": "1h",  # tests drive polls themselves
@@ -187,6 +192,8 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
                 "service_user_key_file": str(tmp_path / "cog.key"),
                 "enterprise_key": keys[1],
                 "requests_per_second": 100,
+                "retry_initial_backoff": "10ms",
+                "retry_max_backoff": "50ms",
             },
             "organizations": [{"id": o, "name": n} for o, n in orgs],
             "poll_interval": "2s",
@@ -221,6 +228,10 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
         if exporter is not None:
             _stop(exporter)
         _stop(demo)
+
+
+processes = contextmanager(start_processes)
+"""`with processes(tmp_path) as process:` for tests that need more than the fixture."""
 
 
 @pytest.fixture

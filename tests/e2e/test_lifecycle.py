@@ -1,0 +1,120 @@
+"""Signals and reloads: SIGTERM stops promptly, SIGHUP re-reads the config without a gap."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from conftest import FIXED_NOW, Clock, Demo, processes, wait_until
+from scrape import label_values, parse, value
+
+from exporter import main
+from exporter.client import V3_ORG_SESSIONS
+
+
+async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Any:
+    return parse((await http.get(f"{runtime.url}/metrics")).text)
+
+
+async def test_reload_keeps_surviving_series_and_drops_removed_ones(
+    running: main.Runtime, demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    kept, dropped, _ = (o.id for o in demo.account.orgs)
+    before = await scrape(http, running)
+    new = demo.settings(
+        organizations=[{"id": kept, "name": "Renamed"}],
+        windows=["1h", "2h", "24h"],
+    )
+    running.reload(new)
+
+    after = await scrape(http, running)
+    assert value(before, "devin_sessions_created", org=kept, window="1h") == value(
+        after, "devin_sessions_created", org=kept, window="1h"
+    )
+    assert {kept} == label_values(after, "devin_sessions_created", "org")
+    assert {"1h", "24h"} == label_values(after, "devin_sessions_created", "window")
+    assert 1 == value(after, "devin_org_info", org=kept, name="Renamed")
+    assert value(after, "devin_up", endpoint=V3_ORG_SESSIONS, org=dropped) is None
+
+    clock.now = FIXED_NOW + 60
+    await running.poller.poll_all()
+    polled = await scrape(http, running)
+    assert {"1h", "2h", "24h"} == label_values(polled, "devin_sessions_created", "window")
+
+
+def _config(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+def _wait_for(predicate: Any, what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one(
+    tmp_path: Path,
+) -> None:
+    with processes(tmp_path) as process:
+        config_path = tmp_path / "config.yaml"
+        document = _config(config_path)
+        first, *others = [o["id"] for o in document["organizations"]]
+        document["organizations"] = document["organizations"][:1]
+        config_path.write_text(yaml.safe_dump(document))
+        process.exporter.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "event=config_reloaded" in process.log(), process.log())
+        series = parse(httpx.get(f"{process.url}/metrics", timeout=5).text)
+        assert {first} == label_values(series, "devin_sessions_created", "org")
+        assert len(others) == 2
+
+        config_path.write_text("devin:\n  timeout: never\n")
+        process.exporter.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "event=reload_failed" in process.log(), process.log())
+        assert "devin.timeout" in process.log()
+        assert process.exporter.poll() is None
+        series = parse(httpx.get(f"{process.url}/metrics", timeout=5).text)
+        assert {first} == label_values(series, "devin_sessions_created", "org")
+
+
+def test_sigterm_cancels_requests_in_flight_and_exits_0_within_5_seconds(
+    tmp_path: Path,
+) -> None:
+    with processes(tmp_path) as process:
+        orgs = label_values(
+            parse(httpx.get(f"{process.url}/metrics", timeout=5).text),
+            "devin_sessions_created",
+            "org",
+        )
+        for org in orgs:
+            body = {"endpoint": V3_ORG_SESSIONS, "org": org, "faults": [{"stall": True}]}
+            httpx.post(f"{process.demo_admin_url}/faults", json=body, timeout=5)
+        # The next poll (every 2 s) stalls mid-body; the exporter's timeout is 10 s.
+        requests_seen = _demo_requests(process.demo_admin_url)
+        _wait_for(
+            lambda: _demo_requests(process.demo_admin_url) > requests_seen,
+            "no poll reached the stalled demo API",
+        )
+        process.exporter.send_signal(signal.SIGTERM)
+        assert 0 == process.exporter.wait(timeout=5)
+        assert "event=stopped" in process.log()
+
+
+def _demo_requests(admin_url: str) -> int:
+    counts = httpx.get(f"{admin_url}/requests", timeout=5).json()
+    return sum(c["requests"] for c in counts if c["endpoint"] == V3_ORG_SESSIONS)
+
+
+async def test_healthz_fails_once_the_scheduler_has_stopped(
+    running: main.Runtime, http: httpx.AsyncClient
+) -> None:
+    assert 200 == (await http.get(f"{running.url}/healthz")).status_code
+    assert running.scheduler is not None
+    running.scheduler.shutdown(wait=False)
+    await wait_until(lambda: not running.scheduler or not running.scheduler.running)
+    assert 503 == (await http.get(f"{running.url}/healthz")).status_code
