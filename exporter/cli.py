@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporter import __version__
 from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
+from exporter.sharding import parse_shard
 from exporter.webconfig import WebConfigError, load_web_config
 
 EXIT_CONFIG = 2
@@ -22,6 +23,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="YAML config file (default: $DEVIN_EXPORTER_CONFIG)",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="exporter-toolkit web configuration: TLS and basic auth (overrides web.config_file)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="N/M",
+        help="poll only shard N (0-based) of M: the orgs whose stable hash falls in it",
     )
     parser.add_argument(
         "--demo",
@@ -85,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         web["config_file"] = args.web_config_file
     if web:
         overrides["web"] = web
+    if getattr(args, "shard", None):
+        index, count = args.shard
+        overrides["sharding"] = {"index": index, "count": count}
     demo = bool(getattr(args, "demo", False))
     try:
         if demo:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from exporter.durations import Seconds, parse_duration
+from exporter.sharding import ordinal_from_hostname, shard_of
 
 ENV_PREFIX = "DEVIN_EXPORTER_"
 CONFIG_ENV = "DEVIN_EXPORTER_CONFIG"
@@ -150,6 +151,45 @@ class WebSettings(_Section):
         return value
 
 
+class ShardingSettings(_Section):
+    """Split the organisations over `count` replicas; this one polls shard `index`.
+
+    With `count` > 1 and no `index`, the index is the ordinal at the end of $HOSTNAME,
+    as a StatefulSet names its pods (`devin-exporter-2` is shard 2).
+    """
+
+    index: int | None = Field(default=None, ge=0)
+    count: int = Field(default=1, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> Self:
+        index = self.index
+        if index is None and self.count > 1:
+            hostname = os.environ.get("HOSTNAME", "")
+            index = ordinal_from_hostname(hostname)
+            if index is None:
+                raise ValueError(
+                    f"index is not set and HOSTNAME {hostname!r} does not end in a pod ordinal"
+                )
+            object.__setattr__(self, "index", index)
+        if index is not None and index >= self.count:
+            raise ValueError(f"index {index} must be less than count {self.count}")
+        return self
+
+    @property
+    def shard(self) -> int:
+        return self.index or 0
+
+    def owns(self, org_id: str) -> bool:
+        """Whether this replica polls `org_id`."""
+        return shard_of(org_id, self.count) == self.shard
+
+    @property
+    def owns_enterprise(self) -> bool:
+        """The enterprise-wide series are served by shard 0 only."""
+        return self.shard == 0
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -175,6 +215,7 @@ class Settings(BaseSettings):
     stale_after: Seconds | None = Field(default=None, gt=0)
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    sharding: ShardingSettings = ShardingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -227,6 +268,11 @@ class Settings(BaseSettings):
     def stale_after_seconds(self) -> float:
         """How old a value may get before its series are dropped (default 3 polls)."""
         return self.stale_after if self.stale_after is not None else 3 * self.poll_interval
+
+    @property
+    def polled_organizations(self) -> list[Organization]:
+        """The organisations of this replica's shard (all of them when not sharded)."""
+        return [o for o in self.organizations if self.sharding.owns(o.id)]
 
     def key_for(self, org: Organization) -> SecretStr:
         """The v3 service-user key that polls `org`."""

@@ -55,6 +55,8 @@ _RESTART_KEYS = (
     "devin.requests_per_second",
     "web.listen_address",
     "web.config_file",
+    "sharding.index",
+    "sharding.count",
 )
 
 
@@ -98,7 +100,7 @@ class Runtime:
             log.warning("reload_needs_restart", keys=",".join(pending))
         configure_logging(new.log.level, new.log.format)
         self.client.retry_policy = _retry_policy(new)
-        self.exposition.organizations = list(new.organizations)
+        self.exposition.organizations = new.polled_organizations
         self.exposition.stale_after_seconds = new.stale_after_seconds
         self.poller.reconfigure(build_targets(new), list(new.windows), new.poll_interval)
         self.settings = new
@@ -147,7 +149,7 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         clock=clock,
     )
     exposition = Exposition(
-        poller, registry, list(settings.organizations), settings.stale_after_seconds, clock=clock
+        poller, registry, settings.polled_organizations, settings.stale_after_seconds, clock=clock
     )
     return Runtime(settings, registry, client, poller, exposition)
 

@@ -70,14 +70,18 @@ ChangeListener = Callable[[], None]
 
 
 def build_targets(settings: Settings) -> list[Target]:
-    """One v3 target per org; with an enterprise key, v2 targets for the enterprise and each org."""
-    targets = [Target(V3_ORG_SESSIONS, o.id, settings.key_for(o)) for o in settings.organizations]
+    """The targets of this replica's shard.
+
+    One v3 target per org; with an enterprise key, one v2 target per org and, on shard 0,
+    the enterprise-wide one.
+    """
+    orgs = settings.polled_organizations
+    targets = [Target(V3_ORG_SESSIONS, o.id, settings.key_for(o)) for o in orgs]
     enterprise_key = settings.devin.enterprise_key
     if enterprise_key is not None:
-        targets.append(Target(V2_ENTERPRISE_SESSIONS, "", enterprise_key))
-        targets += [
-            Target(V2_ENTERPRISE_SESSIONS, o.id, enterprise_key) for o in settings.organizations
-        ]
+        if settings.sharding.owns_enterprise:
+            targets.append(Target(V2_ENTERPRISE_SESSIONS, "", enterprise_key))
+        targets += [Target(V2_ENTERPRISE_SESSIONS, o.id, enterprise_key) for o in orgs]
     return targets
 
 

@@ -45,6 +45,9 @@ def test_config_example_documents_every_top_level_section() -> None:
         "web:",
         "listen_address:",
         "log:",
+        "requests_per_second:",
+        "max_attempts:",
+        "sharding:",
     ):
         assert key in example
 

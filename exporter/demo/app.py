@@ -21,6 +21,8 @@ from exporter.demo.faults import Fault, FaultPlan, PlanEntry
 
 # v2 counts without a start date go back this far.
 _HISTORY_SECONDS: Final = 400 * 86400
+# A stalled answer hangs this long at most, or until the client hangs up.
+_STALL_SECONDS: Final = 3600.0
 
 Clock = Callable[[], float]
 
@@ -151,6 +153,20 @@ def _faulty_body(body: dict[str, Any], kind: str) -> bytes:
     return text
 
 
+async def _until_disconnected(request: web.Request, limit_seconds: float) -> None:
+    """Hang until the client gives up (or the limit passes), so stalls do not pile up.
+
+    aiohttp does not cancel a handler whose client went away, so a plain sleep would hold
+    every stalled request until the limit, and the server's shutdown would wait for them.
+    """
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -259,7 +275,7 @@ class DemoAPI:
             )
             await response.prepare(request)
             await response.write(payload[: len(payload) // 2])
-            await asyncio.sleep(3600)
+            await _until_disconnected(request, _STALL_SECONDS)
             return response
         return web.Response(body=payload, content_type="application/json", headers=headers)
 
