@@ -6,9 +6,9 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -140,6 +140,17 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class _Request(Generic[_Model]):
+    """One GET to Devin: which endpoint (for metrics), where, with which key, parsed how."""
+
+    endpoint: str
+    path: str
+    key: SecretStr = field(repr=False)
+    params: dict[str, Any]
+    model: type[_Model]
+
+
 class DevinClient:
     """The real `DevinAPI`: bearer auth, per-key rate limits, retries, typed answers.
 
@@ -162,20 +173,18 @@ class DevinClient:
         self._on_response = on_response
         self._on_retry = on_retry
         self._clock = clock
-        self._backoff = wait_random_exponential(
-            multiplier=self.retry_policy.initial_backoff_seconds,
-            max=self.retry_policy.max_backoff_seconds,
-        )
 
     async def org_sessions(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
     ) -> SessionMetrics:
         return await self._get(
-            V3_ORG_SESSIONS,
-            f"/v3/organizations/{org_id}/metrics/sessions",
-            key,
-            {"time_after": time_after, "time_before": time_before},
-            SessionMetrics,
+            _Request(
+                V3_ORG_SESSIONS,
+                f"/v3/organizations/{org_id}/metrics/sessions",
+                key,
+                {"time_after": time_after, "time_before": time_before},
+                SessionMetrics,
+            )
         )
 
     async def enterprise_sessions(
@@ -185,30 +194,28 @@ class DevinClient:
         if org_ids:
             params["org_ids"] = list(org_ids)
         return await self._get(
-            V2_ENTERPRISE_SESSIONS,
-            "/v2/enterprise/metrics/sessions",
-            key,
-            params,
-            EnterpriseSessions,
+            _Request(
+                V2_ENTERPRISE_SESSIONS,
+                "/v2/enterprise/metrics/sessions",
+                key,
+                params,
+                EnterpriseSessions,
+            )
         )
 
-    async def _get(
-        self,
-        endpoint: str,
-        path: str,
-        key: SecretStr,
-        params: dict[str, Any],
-        model: type[_Model],
-    ) -> _Model:
+    async def _get(self, request: _Request[_Model]) -> _Model:
         """One request with its retries: transient failures only, within the budget."""
         policy = self.retry_policy
+        backoff = wait_random_exponential(
+            multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+        )
 
         def wait(state: RetryCallState) -> float:
             error = _error_of(state)
             left = policy.budget_seconds - (state.seconds_since_start or 0.0)
             if error is not None and error.retry_after is not None:
                 return max(0.0, min(error.retry_after, left))
-            return max(0.0, min(self._backoff(state), left))
+            return max(0.0, min(backoff(state), left))
 
         class RetryAfterPastBudget(stop_base):
             """Give up now when the server asks for a wait longer than the budget left."""
@@ -221,7 +228,7 @@ class DevinClient:
         def before_sleep(state: RetryCallState) -> None:
             error = _error_of(state)
             if error is not None and self._on_retry is not None:
-                self._on_retry(endpoint, error.reason)
+                self._on_retry(request.endpoint, error.reason)
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, DevinAPIError) and e.transient),
@@ -236,29 +243,24 @@ class DevinClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(endpoint, path, key, params, model)
+                return await self._attempt(request)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _attempt(
-        self,
-        endpoint: str,
-        path: str,
-        key: SecretStr,
-        params: dict[str, Any],
-        model: type[_Model],
-    ) -> _Model:
-        secret = key.get_secret_value()
+    async def _attempt(self, request: _Request[_Model]) -> _Model:
+        secret = request.key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
-        gate = self._gates.for_key(key)
+        gate = self._gates.for_key(request.key)
         async with gate.slot():
             try:
-                response = await self._http.get(path, params=params, headers=headers)
+                response = await self._http.get(
+                    request.path, params=request.params, headers=headers
+                )
             except httpx.TimeoutException:
                 raise DevinAPIError("timeout") from None
             except httpx.TransportError as err:
                 raise DevinAPIError("connection", detail=type(err).__name__) from None
         if self._on_response is not None:
-            self._on_response(endpoint, response.status_code)
+            self._on_response(request.endpoint, response.status_code)
         if response.status_code != 200:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             if response.status_code == 429:
@@ -271,7 +273,7 @@ class DevinClient:
                 retry_after=retry_after,
             )
         try:
-            return model.model_validate_json(response.content)
+            return request.model.model_validate_json(response.content)
         except ValidationError as err:
             first = err.errors(include_input=False, include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
