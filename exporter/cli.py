@@ -11,7 +11,7 @@ from pathlib import Path
 from exporter import __version__
 from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
 from exporter.sharding import parse_shard
-from exporter.webconfig import WebConfigError, load_web_config
+from exporter.webconfig import WebConfigError, WebSecurity
 
 EXIT_CONFIG = 2
 
@@ -102,32 +102,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "shard", None):
         index, count = args.shard
         overrides["sharding"] = {"index": index, "count": count}
-    demo = bool(getattr(args, "demo", False))
+    demo = bool(getattr(args, "demo", False)) and args.command != "check-config"
     try:
         if demo:
             return asyncio.run(app.run_with_demo(path, overrides, once=args.command == "once"))
-        settings = load_settings(path, **overrides)
-        if settings.web.config_file is not None:
-            load_web_config(settings.web.config_file)
-        if args.command == "check-config":
-            print(f"{path or 'environment'}: configuration is valid")
-            return 0
-    except (ConfigError, WebConfigError) as err:
+        settings = checked_settings(path, overrides)
+    except ConfigError as err:
         print(f"devin-exporter: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "check-config":
+        print(f"{path or 'environment'}: configuration is valid")
+        return 0
     if args.command == "once":
         return asyncio.run(app.run_once(settings))
+    reload = (lambda: checked_settings(path, overrides)) if path is not None else None
+    return asyncio.run(app.run(settings, reload))
 
-    def reload() -> Settings:
-        new = load_settings(path, **overrides)
-        if new.web.config_file is not None:
-            try:
-                load_web_config(new.web.config_file)
-            except WebConfigError as err:
-                raise ConfigError(str(err)) from None
-        return new
 
-    return asyncio.run(app.run(settings, reload if path is not None else None))
+def checked_settings(path: Path | None, overrides: dict[str, object]) -> Settings:
+    """The settings, with the web configuration file (TLS files included) checked too."""
+    settings = load_settings(path, **overrides)
+    if settings.web.config_file is not None:
+        try:
+            WebSecurity.from_file(settings.web.config_file)
+        except WebConfigError as err:
+            raise ConfigError(str(err)) from None
+    return settings
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -27,7 +28,6 @@ from exporter.ratelimit import KeyGates
 
 V3_ORG_SESSIONS: Final = "v3_org_sessions"
 V2_ENTERPRISE_SESSIONS: Final = "v2_enterprise_sessions"
-ENDPOINTS: Final = (V3_ORG_SESSIONS, V2_ENTERPRISE_SESSIONS)
 
 # Why a poll failed: the `reason` label of devin_exporter_poll_errors_total.
 REASONS: Final = (
@@ -174,6 +174,10 @@ class DevinClient:
         self._on_retry = on_retry
         self._clock = clock
 
+    def retain_keys(self, keys: list[SecretStr]) -> None:
+        """Forget the rate-limit state of keys no longer in use."""
+        self._gates.retain(keys)
+
     async def org_sessions(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
     ) -> SessionMetrics:
@@ -213,6 +217,10 @@ class DevinClient:
         def wait(state: RetryCallState) -> float:
             error = _error_of(state)
             left = policy.budget_seconds - (state.seconds_since_start or 0.0)
+            if error is not None and error.status == 429:
+                return (
+                    0.0  # the key's gate holds every request, this one too, until the cooldown ends
+                )
             if error is not None and error.retry_after is not None:
                 return max(0.0, min(error.retry_after, left))
             return max(0.0, min(backoff(state), left))
@@ -241,9 +249,15 @@ class DevinClient:
             before_sleep=before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(request)
+        try:
+            # The deadline covers everything: waits for the key's gate, a server that
+            # trickles its answer a byte at a time (httpx's timeout is per read), retries.
+            async with asyncio.timeout(policy.budget_seconds):
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._attempt(request)
+        except TimeoutError:
+            raise DevinAPIError("timeout", detail="deadline of the poll passed") from None
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(self, request: _Request[_Model]) -> _Model:
@@ -257,7 +271,7 @@ class DevinClient:
                 )
             except httpx.TimeoutException:
                 raise DevinAPIError("timeout") from None
-            except httpx.TransportError as err:
+            except (httpx.TransportError, httpx.DecodingError) as err:
                 raise DevinAPIError("connection", detail=type(err).__name__) from None
         if self._on_response is not None:
             self._on_response(request.endpoint, response.status_code)

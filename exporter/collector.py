@@ -185,6 +185,11 @@ class HealthCollector(_ViewCollector):
             "1 when the latest poll of every window of this target succeeded, else 0.",
             labels=["endpoint", "org"],
         )
+        auth_failing = GaugeMetricFamily(
+            "devin_exporter_auth_failing",
+            "1 while Devin refuses this target's key (401 or 403) and its polls back off.",
+            labels=["endpoint", "org"],
+        )
         last_success = GaugeMetricFamily(
             "devin_exporter_last_success_timestamp_seconds",
             "Unix time of the last successful poll of this target and window.",
@@ -193,6 +198,9 @@ class HealthCollector(_ViewCollector):
         snapshot = self._view.snapshot
         for target in snapshot.targets:
             up.add_metric([target.endpoint, target.org], 1 if snapshot.up[target] else 0)
+            auth_failing.add_metric(
+                [target.endpoint, target.org], 1 if target in snapshot.auth_failing else 0
+            )
             for window in snapshot.windows:
                 state = snapshot.states[target, window.label]
                 if state.last_success is not None:
@@ -205,7 +213,7 @@ class HealthCollector(_ViewCollector):
             labels=["version", "python_version"],
         )
         build.add_metric([__version__, platform.python_version()], 1)
-        yield from (up, last_success, build)
+        yield from (up, auth_failing, last_success, build)
 
 
 def view_registry(view: View) -> CollectorRegistry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import (
@@ -20,10 +20,10 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
-    YamlConfigSettingsSource,
 )
 
 from exporter.durations import Seconds, parse_duration
@@ -81,6 +81,9 @@ def _resolve_secret(value: SecretStr | None, file: Path | None, key: str) -> Sec
         return _read_secret_file(file, f"{key}_file")
     if value is not None and not value.get_secret_value().strip():
         raise ValueError(f"{key} is empty")
+    if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+        # It goes into an HTTP header: say so now, not with a traceback at the first poll.
+        raise ValueError(f"{key} may hold only visible ASCII characters")
     return value
 
 
@@ -226,8 +229,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: explicit arguments, then the environment, then the YAML file.
-        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        # First wins: explicit arguments, then the environment, then the YAML file (read
+        # once by load_settings, which reports its errors with the file's name).
+        file_values = getattr(settings_cls, "file_values", {})
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, file_values))
 
     @field_validator("windows")
     @classmethod
@@ -306,23 +311,46 @@ def config_path_from_env(explicit: Path | None) -> Path | None:
     return Path(from_env) if from_env else None
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys at the top level")
+    return raw
+
+
+def _check_environment(source: str) -> None:
+    """A mistyped DEVIN_EXPORTER_* variable is an error, as a mistyped file key is."""
+    known = {name.upper() for name in Settings.model_fields} | {"CONFIG"}
+    for variable in sorted(os.environ):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
+        if section not in known:
+            raise ConfigError(
+                f"invalid configuration in {source}:\n  {variable}: not a known setting "
+                f"(sections: {', '.join(sorted(n.lower() for n in known - {'CONFIG'}))})"
+            )
+
+
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
     """Read and validate the settings; raises ConfigError naming the file and the key."""
     source = f"{path} (or its {ENV_PREFIX}* environment overrides)" if path else "environment"
-    if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys at the top level")
+    _check_environment(source)
+    values = _read_yaml(path) if path is not None else {}
 
     class FileSettings(Settings):
-        model_config = SettingsConfigDict(yaml_file=path)
+        file_values: ClassVar[dict[str, Any]] = values
 
     try:
         return FileSettings(**overrides)

@@ -34,19 +34,9 @@ def parse_duration(text: str) -> float:
     return float(seconds)
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus spelling of a number of seconds (`90` -> `1m30s`)."""
-    millis = round(seconds * 1000)
-    parts = []
-    for unit in ("d", "h", "m", "s", "ms"):
-        size = round(_UNIT_SECONDS[unit] * 1000)
-        count, millis = divmod(millis, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
-
-
 def _to_seconds(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML's `yes` is not one second
+        raise ValueError("must be a duration such as 30s or 5m, not a boolean")  # noqa: TRY004
     if isinstance(value, str):
         return parse_duration(value)
     return value

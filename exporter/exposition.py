@@ -113,11 +113,6 @@ class Exposition:
         if self._rendered.version != self._poller.version:
             self._start_render()
 
-    def invalidate(self) -> None:
-        """Render again, as after a reload that changed what is shown but polled nothing."""
-        self._rendered = None
-        self._start_render()
-
     async def _current(self) -> _Rendered:
         """The latest rendering; waits for a new one if it is behind the poller or stale."""
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
@@ -59,6 +60,13 @@ class Instruments:
                 self.api_retries.labels(endpoint, reason)
             for reason in REASONS:
                 self.poll_errors.labels(endpoint, org, reason)
+
+    def forget(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Drop the series of targets a reload removed."""
+        for endpoint, org in targets:
+            for reason in REASONS:
+                with suppress(KeyError):
+                    self.poll_errors.remove(endpoint, org, reason)
 
     def response(self, endpoint: str, code: int) -> None:
         self.api_requests.labels(endpoint, str(code)).inc()

@@ -51,9 +51,8 @@ async def listen(
     except BaseException:
         await runner.cleanup()
         raise
-    # After binding port 0, the bound sockets are the only source of the real port.
-    sockets = getattr(site._server, "sockets", None) or []
-    bound_port = sockets[0].getsockname()[1] if sockets else port
+    # After binding port 0, the runner's addresses hold the real port.
+    bound_port = runner.addresses[0][1] if runner.addresses else port
     return Listener(
         runner=runner,
         host=host,

@@ -29,6 +29,8 @@ def configure_logging(level: str, fmt: str, stream: TextIO = sys.stderr) -> None
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     ]
+    # Standard-library records (ours and libraries'): `extra=` fields become fields too.
+    foreign: list[structlog.typing.Processor] = [*shared, structlog.stdlib.ExtraAdder()]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -38,9 +40,10 @@ def configure_logging(level: str, fmt: str, stream: TextIO = sys.stderr) -> None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=foreign,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,  # tracebacks as text, not a tuple
                 _drop_none,
                 renderer,
             ],

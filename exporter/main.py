@@ -27,7 +27,7 @@ from exporter.instruments import Instruments
 from exporter.listener import Listener, listen
 from exporter.logs import configure_logging
 from exporter.poller import Poller, build_targets
-from exporter.ratelimit import KeyGates
+from exporter.ratelimit import KeyGates, key_digest
 from exporter.server import ExporterApp
 from exporter.webconfig import WebSecurity
 
@@ -39,11 +39,14 @@ _KEY_PREFIXES = {"service_user_key": "cog_", "enterprise_key": "apk_user_"}
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The one HTTP client to Devin; the caller closes it."""
+    keys = {key_digest(t.key) for t in build_targets(settings)}
     return httpx.AsyncClient(
         base_url=settings.devin.base_url,
         timeout=settings.devin.timeout,
         headers={"User-Agent": f"devin-exporter/{__version__}"},
-        limits=httpx.Limits(max_connections=settings.devin.max_concurrency),
+        # Each key has its own cap on requests in flight; the pool must not be tighter,
+        # or one key's slow requests would starve the others.
+        limits=httpx.Limits(max_connections=max(1, len(keys)) * settings.devin.max_concurrency),
     )
 
 
@@ -102,7 +105,9 @@ class Runtime:
         self.client.retry_policy = _retry_policy(new)
         self.exposition.organizations = new.polled_organizations
         self.exposition.stale_after_seconds = new.stale_after_seconds
-        self.poller.reconfigure(build_targets(new), list(new.windows), new.poll_interval)
+        targets = build_targets(new)
+        self.client.retain_keys([t.key for t in targets])
+        self.poller.reconfigure(targets, list(new.windows), new.poll_interval)
         self.settings = new
         log.info(
             "config_reloaded",
@@ -112,6 +117,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop polling (cancelling requests in flight), then stop serving."""
+        await self.poller.close()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.exposition.close()

@@ -17,6 +17,7 @@ from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, DevinAPI, D
 from exporter.config import Settings, Window
 from exporter.instruments import Instruments
 from exporter.models import EnterpriseSessions, SessionMetrics
+from exporter.ratelimit import key_digest
 
 Clock = Callable[[], float]
 Value = SessionMetrics | EnterpriseSessions
@@ -52,6 +53,9 @@ class WindowState:
     last_success: float | None = None
     last_error: str | None = None  # reason of the latest poll, None if it succeeded
     last_attempt: float | None = None
+    # The most recent failure, kept after recovery for the status page.
+    last_failure: str | None = None
+    last_failure_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Snapshot:
     samples: Mapping[tuple[Target, str], Sample]
     states: Mapping[tuple[Target, str], WindowState]
     up: Mapping[Target, bool]
+    auth_failing: frozenset[Target]
 
 
 ChangeListener = Callable[[], None]
@@ -143,6 +148,8 @@ class Poller:
         self._scheduler: AsyncIOScheduler | None = None
         self.version = 0  # bumped whenever anything a scrape shows may have changed
         self._listeners: list[ChangeListener] = []
+        self._running: set[asyncio.Task[object]] = set()
+        self._closing = False
         self.reconfigure(targets, windows, interval_seconds)
 
     def on_change(self, listener: ChangeListener) -> None:
@@ -163,36 +170,46 @@ class Poller:
             samples=dict(self.samples),
             states={k: replace(v) for k, v in self.states.items()},
             up={t: self.up(t) for t in self.targets},
+            auth_failing=frozenset(self.auth_backoff),
         )
 
     def reconfigure(
         self, targets: list[Target], windows: list[Window], interval_seconds: float
     ) -> None:
-        """Apply a new list of targets and windows; those that stay keep their values."""
-        kept_targets = {(t.endpoint, t.org) for t in targets}
-        labels = {w.label for w in windows}
+        """Apply a new list of targets and windows; those that stay keep their values.
 
-        def keep(target: Target, label: str) -> bool:
-            return (target.endpoint, target.org) in kept_targets and label in labels
-
-        # Target equality ignores the key, so old entries re-key onto the new targets.
+        Target equality ignores the key, so old entries re-key onto the new targets. A
+        target whose key changed leaves its auth backoff behind: the new key gets a
+        chance at once. New windows are polled at once rather than at the next poll.
+        """
         by_id = {t: t for t in targets}
-        self.samples = {(by_id[t], w): s for (t, w), s in self.samples.items() if keep(t, w)}
+        labels = {w.label for w in windows}
+        old_targets = {t: t for t in self.targets}
+        self.samples = {
+            (by_id[t], w): s for (t, w), s in self.samples.items() if t in by_id and w in labels
+        }
         self.states = {
             (t, w.label): self.states.get((t, w.label)) or WindowState()
             for t in targets
             for w in windows
         }
-        self.auth_backoff = {t: b for t, b in self.auth_backoff.items() if t in by_id}
+        self.auth_backoff = {
+            t: b
+            for t, b in self.auth_backoff.items()
+            if t in by_id and key_digest(by_id[t].key) == key_digest(t.key)
+        }
         self._polled &= set(targets)
         removed = [t for t in self.targets if t not in by_id]
+        new_windows = labels - {w.label for w in self.windows}
         self.targets, self.windows = targets, windows
         self.interval_seconds = interval_seconds
+        self._instruments.forget((t.endpoint, t.org) for t in removed)
         self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
         if self._scheduler is not None:
             for target in removed:
                 self._scheduler.remove_job(target.job_id)
-            self._schedule_jobs()
+            poll_now = {t for t in targets if t in old_targets} if new_windows else set()
+            self._schedule_jobs(poll_now)
         self._changed()
 
     @property
@@ -231,6 +248,8 @@ class Poller:
 
     async def poll_target(self, target: Target) -> None:
         """Fetch every window of one target and record each outcome."""
+        if self._closing:
+            return
         now = self._clock()
         backoff = self.auth_backoff.get(target)
         if backoff is not None and now < backoff.retry_at:
@@ -238,14 +257,35 @@ class Poller:
                 "poll_skipped", endpoint=target.endpoint, org=target.org, reason=backoff.reason
             )
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        windows = list(self.windows)  # a reload may change the list while we wait
         started = time.perf_counter()
-        reasons = await asyncio.gather(*(self._poll_window(target, w, now) for w in self.windows))
+        try:
+            outcomes = await asyncio.gather(*(self._fetch(target, w, now) for w in windows))
+        except asyncio.CancelledError:
+            if self._closing:
+                return  # our own shutdown: end quietly, the process is exiting
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+            self._polled.add(target)
         self._instruments.poll_duration.labels(target.endpoint).observe(
             time.perf_counter() - started
         )
-        self._polled.add(target)
+        if target not in self._current_targets():
+            return  # removed by a reload while in flight: its results have no home
+        failed = {
+            w.label: outcome.reason
+            for w, outcome in zip(windows, outcomes, strict=True)
+            if self._record(target, w, outcome, now) and isinstance(outcome, DevinAPIError)
+        }
+        self._track_auth(
+            target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
+        )
         self._changed()
-        failed = {w.label: r for w, r in zip(self.windows, reasons, strict=True) if r}
         if failed and not _AUTH_REASONS & set(failed.values()):
             log.warning(
                 "poll_failed",
@@ -254,9 +294,44 @@ class Poller:
                 windows=",".join(failed),
                 reasons=",".join(sorted(set(failed.values()))),
             )
-        self._track_auth(
-            target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
-        )
+
+    def _current_targets(self) -> set[Target]:
+        return set(self.targets)
+
+    def _record(
+        self, target: Target, window: Window, outcome: Value | DevinAPIError, now: float
+    ) -> bool:
+        """Store one window's outcome; False if the window is no longer configured."""
+        state = self.states.get((target, window.label))
+        if state is None:
+            return False
+        state.last_attempt = now
+        if isinstance(outcome, DevinAPIError):
+            state.last_error = state.last_failure = outcome.reason
+            state.last_failure_at = now
+            self._instruments.poll_errors.labels(target.endpoint, target.org, outcome.reason).inc()
+            log.debug(
+                "poll_window_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                window=window.label,
+                reason=outcome.reason,
+                status=outcome.status,
+                detail=outcome.detail or None,
+            )
+        else:
+            self.samples[target, window.label] = Sample(outcome, now)
+            state.last_success = now
+            state.last_error = None
+        return True
+
+    async def close(self) -> None:
+        """Cancel the polls in flight and wait for them, before the HTTP client closes."""
+        self._closing = True
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def _track_auth(self, target: Target, reason: str | None, now: float) -> None:
         """Slow down a target whose key is refused; log once per change of state."""
@@ -279,31 +354,14 @@ class Poller:
                 backoff="polls slow down, doubling up to 1h, until the key is accepted",
             )
 
-    async def _poll_window(self, target: Target, window: Window, now: float) -> str | None:
-        """Poll one window; the failure reason, or None on success."""
-        state = self.states[target, window.label]
-        state.last_attempt = now
+    async def _fetch(self, target: Target, window: Window, now: float) -> Value | DevinAPIError:
+        """One window's value, or the error that kept it from us."""
         try:
-            value = await self._fetch(target, window, now)
+            return await self._request(target, window, now)
         except DevinAPIError as err:
-            state.last_error = err.reason
-            self._instruments.poll_errors.labels(target.endpoint, target.org, err.reason).inc()
-            log.debug(
-                "poll_window_failed",
-                endpoint=target.endpoint,
-                org=target.org,
-                window=window.label,
-                reason=err.reason,
-                status=err.status,
-                detail=err.detail or None,
-            )
-            return err.reason
-        self.samples[target, window.label] = Sample(value, now)
-        state.last_success = now
-        state.last_error = None
-        return None
+            return err
 
-    async def _fetch(self, target: Target, window: Window, now: float) -> Value:
+    async def _request(self, target: Target, window: Window, now: float) -> Value:
         if target.endpoint == V3_ORG_SESSIONS:
             return await self._api.org_sessions(
                 target.org,
@@ -321,9 +379,9 @@ class Poller:
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
         """One job per target: now, then every interval with jitter, never overlapping."""
         self._scheduler = scheduler
-        self._schedule_jobs()
+        self._schedule_jobs(set())
 
-    def _schedule_jobs(self) -> None:
+    def _schedule_jobs(self, poll_now: set[Target]) -> None:
         scheduler = self._scheduler
         if scheduler is None:
             return
@@ -336,6 +394,8 @@ class Poller:
                 job.modify(args=[target])
                 if job.trigger.interval.total_seconds() != self.interval_seconds:
                     job.reschedule(trigger)
+                if target in poll_now:
+                    job.modify(next_run_time=datetime.now(UTC))
                 continue
             scheduler.add_job(
                 self.poll_target,

@@ -30,8 +30,10 @@ class KeyGate:
         on_wait: WaitHook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # A bucket of one second's worth of requests: short bursts, steady average.
-        self._limiter = AsyncLimiter(max(1.0, requests_per_second), 1.0)
+        # A bucket of one second's worth of requests (at least one): short bursts, steady
+        # average. Below 1/s the period stretches instead: 0.2/s is 1 request per 5 s.
+        burst = max(1.0, requests_per_second)
+        self._limiter = AsyncLimiter(burst, burst / requests_per_second)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._cooldown_until = 0.0
         self._on_wait = on_wait
@@ -49,10 +51,11 @@ class KeyGate:
         while (pause := self._cooldown_until - self._clock()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(pause)
         await self._limiter.acquire()
+        # Only the rate and the cooldown count as waiting: a busy slot is concurrency.
+        waited = self._clock() - started
+        if waited > 0.001 and self._on_wait is not None:
+            self._on_wait(waited)
         async with self._slots:
-            waited = self._clock() - started
-            if waited > 0 and self._on_wait is not None:
-                self._on_wait(waited)
             yield
 
 
@@ -68,11 +71,20 @@ class KeyGates:
         self._gates: dict[str, KeyGate] = {}
 
     def for_key(self, key: SecretStr) -> KeyGate:
-        # A digest, so that no structure here holds the key itself.
-        digest = hashlib.sha256(key.get_secret_value().encode()).hexdigest()
+        digest = key_digest(key)
         gate = self._gates.get(digest)
         if gate is None:
             gate = self._gates[digest] = KeyGate(
                 self._rate, self._concurrency, on_wait=self._on_wait
             )
         return gate
+
+    def retain(self, keys: list[SecretStr]) -> None:
+        """Forget the gates of keys no longer in use (a reload rotated them)."""
+        keep = {key_digest(k) for k in keys}
+        self._gates = {d: g for d, g in self._gates.items() if d in keep}
+
+
+def key_digest(key: SecretStr) -> str:
+    """A stand-in for a key in maps and comparisons, so that none of them holds the key."""
+    return hashlib.sha256(key.get_secret_value().encode()).hexdigest()

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
-from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.exposition import Exposition
@@ -17,12 +16,46 @@ from exporter.poller import Poller
 Clock = Callable[[], float]
 
 
-def _accepts_gzip(request: web.Request) -> bool:
-    for coding in request.headers.get(hdrs.ACCEPT_ENCODING, "").split(","):
-        name, _, params = coding.strip().partition(";")
-        if name.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
-            return True
-    return False
+# The two formats rendered, with the exact version each body is written in.
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def _ranges(header: str) -> list[tuple[str, dict[str, str], float]]:
+    """(lower-cased value, parameters, q) for each element of an Accept-style header."""
+    parsed = []
+    for element in header.split(","):
+        value, *params = (part.strip() for part in element.split(";"))
+        if not value:
+            continue
+        options = {}
+        for param in params:
+            name, _, setting = param.partition("=")
+            options[name.strip().lower()] = setting.strip().strip('"')
+        try:
+            q = float(options.pop("q", "1"))
+        except ValueError:
+            q = 0.0
+        parsed.append((value.lower(), options, q))
+    return parsed
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether gzip is acceptable: named with q > 0, or covered by `*` with q > 0."""
+    codings = {value: q for value, _, q in _ranges(accept_encoding)}
+    return codings.get("gzip", codings.get("*", 0.0)) > 0
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """OpenMetrics 1.x when the client ranks it at least as high as the text format."""
+    openmetrics = text = 0.0
+    for value, params, q in _ranges(accept):
+        version = params.get("version", "1")
+        if value == "application/openmetrics-text" and version.split(".")[0] == "1":
+            openmetrics = max(openmetrics, q)
+        elif value in ("text/plain", "text/*", "*/*"):
+            text = max(text, q)
+    return openmetrics > 0 and openmetrics >= text
 
 
 def _when(timestamp: float | None, now: float) -> str:
@@ -63,15 +96,14 @@ class ExporterApp:
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
-        # The library negotiates the format; the body comes pre-rendered.
-        _, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
-        gzip = _accepts_gzip(request)
-        body = await self._exposition.body(
-            openmetrics=content_type.startswith("application/openmetrics-text"), gzip=gzip
-        )
+        openmetrics = wants_openmetrics(request.headers.get(hdrs.ACCEPT, ""))
+        gzip = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+        body = await self._exposition.body(openmetrics=openmetrics, gzip=gzip)
         response = web.Response(body=body)
-        response.headers[hdrs.CONTENT_TYPE] = content_type
-        response.headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
+        response.headers[hdrs.CONTENT_TYPE] = (
+            CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
+        )
+        response.headers[hdrs.VARY] = f"{hdrs.ACCEPT}, {hdrs.ACCEPT_ENCODING}"
         if gzip:
             response.headers[hdrs.CONTENT_ENCODING] = "gzip"
         return response
@@ -94,12 +126,18 @@ class ExporterApp:
             for window in self._poller.windows:
                 state = self._poller.states[target, window.label]
                 error = state.last_error or ""
+                last_failure = (
+                    f"{state.last_failure} at {_when(state.last_failure_at, now)}"
+                    if state.last_failure
+                    else "none"
+                )
                 cells = (
                     target.endpoint,
                     target.org or "(enterprise)",
                     window.label,
-                    _when(state.last_success, now),
                     error or ("ok" if state.last_success else "pending"),
+                    _when(state.last_success, now),
+                    last_failure,
                     next_poll.strftime("%Y-%m-%d %H:%M:%S UTC") if next_poll else "-",
                 )
                 cls = ' class="error"' if error else ""
@@ -127,8 +165,8 @@ tr.error td {{ background: #fdd; }}
 <p>Version {version}, {ready}. <a href="/metrics">Metrics</a>,
 <a href="/healthz">health</a>, <a href="/readyz">readiness</a>.</p>
 <table>
-<tr><th>endpoint</th><th>org</th><th>window</th><th>last success</th>
-<th>last result</th><th>next poll</th></tr>
+<tr><th>endpoint</th><th>org</th><th>window</th><th>latest poll</th>
+<th>last success</th><th>last error</th><th>next poll</th></tr>
 {rows}
 </table>
 </body></html>
