@@ -223,12 +223,13 @@ class Poller:
         return self._ready
 
     def up(self, target: Target) -> bool:
-        """Whether the latest poll of every window of the target succeeded."""
-        return all(
-            self.states[target, w.label].last_success is not None
-            and self.states[target, w.label].last_error is None
-            for w in self.windows
-        )
+        """Whether the latest poll of every window of the target succeeded.
+
+        A window a reload just added, not yet polled, does not count either way.
+        """
+        states = [self.states[target, w.label] for w in self.windows]
+        polled = [s for s in states if s.last_attempt is not None]
+        return bool(polled) and all(s.last_error is None for s in polled)
 
     def next_poll(self, target: Target) -> datetime | None:
         backoff = self.auth_backoff.get(target)
