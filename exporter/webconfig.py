@@ -11,8 +11,6 @@ configuration in force and is logged as `web_config_reload_failed`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -29,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import bcrypt
 import yaml
-from aiohttp import hdrs, web
+from aiohttp import BasicAuth, hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import (
     BaseModel,
@@ -389,7 +387,7 @@ class WebSecurity:
         # check; if the new file names other files, that check reloads once more.
         self._fingerprint = fingerprint
         self._last_failure = ""
-        logger.info("web_config_reloaded path=%s", self._path)
+        logger.info("web_config_reloaded", extra={"path": str(self._path)})
         return True
 
     def _report_failure(self, error: WebConfigError) -> None:
@@ -397,11 +395,10 @@ class WebSecurity:
         if str(error) == self._last_failure:
             return
         self._last_failure = str(error)
+        # key and reason come from WebConfigError: redacted, never a password or hash.
         logger.error(
-            "web_config_reload_failed path=%s key=%s reason=%s",
-            self._path,
-            error.key,
-            error.reason,
+            "web_config_reload_failed",
+            extra={"path": str(self._path), "key": error.key, "reason": error.reason},
         )
 
     @web.middleware
@@ -584,20 +581,17 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
 
 
 def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
-    """(user, password) from an `Authorization: Basic ...` header, or None."""
+    """(user, password) from an `Authorization: Basic ...` header, or None.
+
+    None for another scheme, bad base64, no colon, or credentials that are not UTF-8.
+    """
     if header is None:
         return None
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
+        auth = BasicAuth.decode(header, encoding="utf-8")
+    except ValueError:  # UnicodeError is a ValueError too
         return None
-    user, colon, password = decoded.partition(b":")
-    if not colon:
-        return None
-    return user, password
+    return auth.login.encode(), auth.password.encode()
 
 
 def _constant_time_lookup(users: Mapping[str, SecretStr], user: bytes) -> bytes | None:
@@ -624,7 +618,11 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
 
 
 def _describe_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """The first error's key and message; pydantic's input values are left out."""
+    """The first error's key and message, never the input value (a password or a hash).
+
+    Pydantic's messages name the expected type or values, ours name keys and user
+    names; WebConfigError masks a hash pasted where a key or name belongs.
+    """
     errors = exc.errors(include_url=False, include_input=False, include_context=True)
     first = errors[0]
     key = ".".join(str(part) for part in first["loc"])

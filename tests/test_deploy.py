@@ -7,13 +7,17 @@ it in CI (CI set), where .ci/run installs them; systemd-analyze is optional ever
 
 from __future__ import annotations
 
+import functools
+import http.server
 import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -357,11 +361,67 @@ def test_dockerfile_structure() -> None:
     assert 0 != int(user), "a non-root user"
     assert "PYTHONDONTWRITEBYTECODE=1" in " ".join(a for ins, a in runtime if ins == "ENV")
     assert "9877" == given["EXPOSE"]
-    assert "/healthz" in given["HEALTHCHECK"]
     assert "urllib" in given["HEALTHCHECK"]  # slim images have no curl
     assert ["devin-exporter"] == json.loads(given["ENTRYPOINT"])
     assert ["--config", "/etc/devin-exporter/config.yaml"] == json.loads(given["CMD"])
     assert not any(ins == "ADD" for ins, _ in instructions), "COPY, not ADD"
+
+
+def runtime_env() -> dict[str, str]:
+    """The variables the runtime stage's ENV instructions set."""
+    instructions = dockerfile_instructions()
+    runtime = instructions[max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM") :]
+    return dict(pair.split("=", 1) for ins, a in runtime if ins == "ENV" for pair in shlex.split(a))
+
+
+def healthcheck_command() -> list[str]:
+    """The HEALTHCHECK's exec-form command, with the image's python replaced by ours."""
+    arguments = dict(dockerfile_instructions())["HEALTHCHECK"]
+    command: list[str] = json.loads(arguments.split(" CMD ", 1)[1])
+    assert "python" == command[0]
+    return [sys.executable, *command[1:]]
+
+
+def test_healthcheck_url_defaults_to_healthz_on_the_default_port() -> None:
+    assert "http://127.0.0.1:9877/healthz" == runtime_env()["HEALTHCHECK_URL"]
+    assert "HEALTHCHECK_URL" in dict(dockerfile_instructions())["HEALTHCHECK"]
+
+
+def test_healthcheck_probes_the_url_in_healthcheck_url(tmp_path: Path) -> None:
+    """Healthy (exit 0) when the URL answers 200, unhealthy when nothing listens there."""
+    (tmp_path / "healthz").write_text("ok\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        outcomes = []
+        for url in (f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{port}/absent"):
+            env = {**os.environ, "HEALTHCHECK_URL": url}
+            result = subprocess.run(
+                healthcheck_command(), env=env, capture_output=True, timeout=30, check=False
+            )
+            outcomes.append(result.returncode == 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert [True, False] == outcomes
+
+
+def test_image_environment_passes_the_exporters_variable_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter refuses unknown DEVIN_EXPORTER_* variables: the image must set none."""
+    for name, value in runtime_env().items():
+        if name != "PATH":
+            monkeypatch.setenv(name, value)
+    key = tmp_path / "enterprise_key"
+    key.write_text("apk_user_fake\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"devin:\n  enterprise_key_file: {key}\n")
+    assert load_settings(config).devin.enterprise_key is not None
 
 
 def test_dockerignore_keeps_the_build_context_small() -> None:
@@ -661,6 +721,11 @@ def test_systemd_unit_is_sandboxed() -> None:
     for key, value in expected.items():
         assert value in unit.get(key, []), f"{key}={value}"
     assert {"AF_INET", "AF_INET6", "AF_UNIX"} == set(unit["RestrictAddressFamilies"][0].split())
+
+
+def test_systemd_unit_reloads_with_sighup() -> None:
+    """`systemctl reload` sends SIGHUP, on which the exporter re-reads its config."""
+    assert ["/bin/kill -HUP $MAINPID"] == unit_directives()["ExecReload"]
 
 
 def test_systemd_unit_hands_every_key_over_as_a_credential() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import shutil
@@ -280,7 +281,8 @@ async def test_half_rotated_certificate_keeps_the_old_one_until_the_key_arrives(
         after = await peer_certificate(url, client_context(ca))
     assert during == ssl.PEM_cert_to_DER_cert(original.decode())
     assert after == der(renewed)
-    assert "key=tls_server_config.cert_file" in caplog.records[0].getMessage()
+    assert "web_config_reload_failed" == caplog.records[0].getMessage()
+    assert "tls_server_config.cert_file" == vars(caplog.records[0])["key"]
 
 
 async def test_rotated_client_ca_applies_to_new_connections(web_dir: Path, ca: trustme.CA) -> None:
@@ -323,7 +325,15 @@ async def test_basic_auth(
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer abc", "Basic !!!not-base64!!!", "Basic " + "bm8tY29sb24="],  # "no-colon"
+    [
+        "Bearer abc",
+        "Basic",
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"alice:\xff\xfe").decode(),  # not UTF-8
+        "Digest " + base64.b64encode(f"alice:{ALICE_PASSWORD}".encode()).decode(),
+    ],
+    ids=["bearer", "no_credentials", "not_base64", "no_colon", "not_utf8", "other_scheme"],
 )
 async def test_malformed_authorization_headers_get_401(tmp_path: Path, header: str) -> None:
     security = security_for(write_config(tmp_path / "web.yml", USERS_ALICE))
@@ -433,9 +443,25 @@ async def test_invalid_new_file_keeps_the_old_config_and_logs_once(
                 response = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
                 assert response.status_code == 200
     assert len(caplog.records) == 1
-    message = caplog.records[0].getMessage()
-    assert message.startswith(f"web_config_reload_failed path={path} key=basic_auth_users")
-    assert BOB_PASSWORD not in message
+    record = caplog.records[0]
+    fields = vars(record)
+    assert "web_config_reload_failed" == record.getMessage()
+    assert (str(path), "basic_auth_users") == (fields["path"], fields["key"])
+    assert "not a bcrypt hash" in fields["reason"]
+    assert BOB_PASSWORD not in caplog.text + repr(fields)
+
+
+async def test_reload_is_logged_as_an_event_with_the_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path / "web.yml", USERS_ALICE)
+    security = security_for(path)
+    write_config(path, USERS_ALICE_BOB)
+    with caplog.at_level(logging.INFO, logger="exporter.webconfig"):
+        assert security.reload_if_changed()
+    [record] = caplog.records
+    assert ("web_config_reloaded", str(path)) == (record.getMessage(), vars(record)["path"])
+    assert BOB_HASH not in caplog.text + repr(vars(record))
 
 
 async def test_file_is_checked_at_most_once_per_interval(tmp_path: Path) -> None:
@@ -466,8 +492,11 @@ def test_reload_refuses_what_only_a_restart_can_apply(
     with caplog.at_level(logging.ERROR, logger="exporter.webconfig"):
         assert not security.reload_if_changed()
     assert {"alice"} == set(security.config.basic_auth_users)
-    assert changed in caplog.records[0].getMessage()
-    assert "needs a restart" in caplog.records[0].getMessage()
+    record = caplog.records[0]
+    fields = vars(record)
+    assert ("web_config_reload_failed", "tls_server_config") == (record.getMessage(), fields["key"])
+    assert changed in fields["reason"]
+    assert "needs a restart" in fields["reason"]
 
 
 # --- loading and errors --------------------------------------------------------
@@ -551,6 +580,46 @@ def test_bad_file_at_startup_names_file_and_key_but_no_secret(
     assert reason in caught.value.reason
     for secret in (ALICE_PASSWORD, ALICE_HASH):
         assert secret not in everything
+
+
+@pytest.mark.parametrize("secret", [ALICE_PASSWORD, ALICE_HASH])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "basic_auth_users: {v}\n",
+        "basic_auth_users:\n  alice: [{v}]\n",
+        "basic_auth_users:\n  alice: '{v}'\n  bob: '{v}x'\n",
+        "tls_server_config:\n  min_version: '{v}'\n",
+        "tls_server_config:\n  client_auth_type: '{v}'\n",
+        "tls_server_config:\n  prefer_server_cipher_suites: '{v}'\n",
+        "tls_server_config:\n  curve_preferences: ['{v}']\n",
+        "http_server_config:\n  headers:\n    X-Frame-Options: '{v}'\n",
+        "http_server_config:\n  http2: '{v}'\n",
+        "auth_excluded_paths: [{{a: '{v}'}}]\n",
+    ],
+)
+def test_validation_errors_never_quote_the_input_value(
+    tmp_path: Path, template: str, secret: str
+) -> None:
+    """A value is never quoted back, whatever the key; keys and user names may be."""
+    path = write_config(tmp_path / "web.yml", template.format(v=secret))
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert secret not in "".join(traceback.format_exception(caught.value))
+
+
+async def test_non_ascii_passwords_are_utf8(tmp_path: Path) -> None:
+    """A UTF-8 password (what browsers and Prometheus send) matches its bcrypt hash."""
+    hashed = bcrypt.hashpw("pässwörd".encode(), bcrypt.gensalt(4)).decode()
+    security = security_for(
+        write_config(tmp_path / "web.yml", f"basic_auth_users:\n  jürgen: {hashed}\n")
+    )
+    credentials = base64.b64encode("jürgen:pässwörd".encode()).decode()
+    async with serve(security) as url, httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{url}/metrics", headers={"Authorization": f"Basic {credentials}"}
+        )
+    assert 200 == response.status_code
 
 
 def test_missing_file_is_a_web_config_error(tmp_path: Path) -> None:

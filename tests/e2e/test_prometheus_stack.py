@@ -1,7 +1,8 @@
 """A real Prometheus with our rules scrapes the demo exporter.
 
 Every dashboard query and recording rule returns data, every alert expression evaluates,
-and a fault injected into the demo Devin API makes DevinTargetFailing fire.
+and faults injected into the demo Devin API make DevinTargetFailing and
+DevinAuthFailures fire.
 """
 
 from __future__ import annotations
@@ -259,3 +260,40 @@ def test_a_failing_devin_target_fires_devin_target_failing(
         errors = f'devin_exporter_poll_errors_total{{org="{org}", reason="server_error"}}'
         reasons = prometheus.query(f"increase({errors}[1m]) > 0")
         assert ["v3_org_sessions"] == [s["metric"]["endpoint"] for s in reasons]
+
+
+def test_a_refused_key_fires_devin_auth_failures_until_a_poll_is_accepted(
+    demo_exporter: ExporterProcess, tmp_path: Path
+) -> None:
+    """The alert reads devin_exporter_auth_failing, which holds through the exporter's backoff."""
+    with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
+        wait_for(
+            "organisations known",
+            lambda: bool(prometheus.query("devin_org_info")),
+            DATA_WITHIN_SECONDS,
+        )
+        org = sorted(s["metric"]["org"] for s in prometheus.query("devin_org_info"))[0]
+        assert [] == prometheus.firing("DevinAuthFailures")
+
+        demo_exporter.inject_fault("v3_org_sessions", org, 401)
+
+        wait_for(
+            f"DevinAuthFailures firing for {org}",
+            lambda: bool(prometheus.firing("DevinAuthFailures")),
+            ALERT_WITHIN_SECONDS,
+        )
+        firing = prometheus.firing("DevinAuthFailures")
+        assert [("v3_org_sessions", org)] == [(a["endpoint"], a["org"]) for a in firing]
+        assert "critical" == firing[0]["severity"]
+        errors = f'devin_exporter_poll_errors_total{{org="{org}", reason="unauthorized"}} > 0'
+        assert ["v3_org_sessions"] == [s["metric"]["endpoint"] for s in prometheus.query(errors)]
+        assert "event=auth_failed" in demo_exporter.log()
+
+        demo_exporter.clear_faults()
+
+        # The next backed-off poll (a few doublings of the 2 s interval) is accepted.
+        wait_for(
+            "DevinAuthFailures resolved",
+            lambda: not prometheus.firing("DevinAuthFailures"),
+            ALERT_WITHIN_SECONDS,
+        )
