@@ -101,7 +101,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         moment = email.utils.parsedate_to_datetime(text)
@@ -304,7 +304,7 @@ def _error_of(state: RetryCallState) -> DevinAPIError | None:
 def _error_detail(response: httpx.Response) -> str:
     try:
         return validation_detail(json.loads(response.content))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return ""
 
 

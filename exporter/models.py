@@ -21,7 +21,8 @@ KNOWN_ORIGINS = (
 )
 KNOWN_SIZES = ("xs", "s", "m", "l", "xl")
 
-Count = Annotated[int, Field(ge=0)]
+# A count beyond 2**53 is no real count, and cannot be a float sample exactly anyway.
+Count = Annotated[int, Field(ge=0, le=2**53)]
 # Any key becomes a label value; the bounds keep a hostile body from exploding cardinality.
 _Key = Annotated[str, Field(min_length=1, max_length=64)]
 _Counts = Annotated[dict[_Key, Count], Field(max_length=64)]

@@ -1,0 +1,294 @@
+"""A bounded soak: the exporter and a faulty demo API as processes, hammered by scrapers.
+
+`make soak` runs it; SOAK_SECONDS sets how long the scrapers run (60 by default) and
+SOAK_SCRAPERS how many there are (20). It
+prints the exporter's memory and the request counts, and fails when a scrape is refused,
+memory grows past a bound, a key shows up anywhere, or the demo API is asked too often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
+
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_SECONDS + 120)]
+ORGS = 20
+SCRAPERS = int(os.environ.get("SOAK_SCRAPERS", "20"))
+POLL_INTERVAL_SECONDS = 2
+WINDOWS = 4
+ATTEMPTS = 3
+# Memory may settle in the first seconds (imports, first polls, caches); after that it
+# must stay flat within this bound.
+WARMUP_SECONDS = 10.0
+RSS_GROWTH_LIMIT_KB = 30 * 1024
+# Keep every scraped body for the key check, one in this many.
+BODY_SAMPLE_EVERY = 25
+
+# One fault kind per organisation, each intermittent: it hits `times` requests in a row,
+# then the API answers well for a while, and the cycle repeats.
+FAULT_KINDS: list[dict[str, Any]] = [
+    {"status": 500},
+    {"status": 502},
+    {"status": 503},
+    {"status": 504},
+    {"status": 429, "retry_after": "1"},
+    {"status": 429, "retry_after": "Thu, 01 Jan 1970 00:00:00 GMT"},  # a date in the past
+    {"status": 401},
+    {"status": 403},
+    {"status": 404},
+    {"status": 422},
+    {"delay_seconds": 0.3},  # below the timeout
+    {"delay_seconds": 1.5},  # above it
+    {"stall": True},
+    {"reset": True},
+    {"body": "malformed"},
+    {"body": "truncated"},
+    {"body": "missing_fields"},
+    {"body": "extra_fields"},
+    {"body": "new_keys"},
+    {"status": 429},  # no Retry-After at all
+]
+assert len(FAULT_KINDS) == ORGS
+
+
+def fault_plan(org_ids: list[str]) -> list[dict[str, Any]]:
+    """Every fault kind on one org's v3 target, and a few on v2 targets, cycling."""
+    cycles = int(SOAK_SECONDS / POLL_INTERVAL_SECONDS) + 10
+    entries = []
+    for index, (org, kind) in enumerate(zip(org_ids, FAULT_KINDS, strict=True)):
+        steps = [{**kind, "times": 2}, {"times": 3 + index % 5}] * cycles
+        entries.append({"endpoint": V3_ORG_SESSIONS, "org": org, "faults": steps})
+        if index % 4 == 0:
+            v2_kind = FAULT_KINDS[(index + 7) % len(FAULT_KINDS)]
+            v2_steps = [{**v2_kind, "times": 2}, {"times": 5}] * cycles
+            entries.append({"endpoint": V2_ENTERPRISE_SESSIONS, "org": org, "faults": v2_steps})
+    enterprise_steps = [{"status": 503, "times": 1}, {"times": 6}] * cycles
+    entries.append({"endpoint": V2_ENTERPRISE_SESSIONS, "org": "", "faults": enterprise_steps})
+    return entries
+
+
+def wait_for_line(path: Path, pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(pattern, path.read_text(encoding="utf-8"))
+        if match:
+            return match
+        if process.poll() is not None:
+            raise AssertionError(f"process exited early:\n{path.read_text(encoding='utf-8')}")
+        time.sleep(0.05)
+    raise AssertionError(f"no line matching {pattern!r} in:\n{path.read_text(encoding='utf-8')}")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of a process, from /proc/PID/status."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE)
+    assert match is not None, status
+    return int(match.group(1))
+
+
+@dataclass
+class Pair:
+    """The demo API and the exporter, running as processes."""
+
+    exporter_url: str
+    demo_url: str
+    exporter: subprocess.Popen[str]
+    log_path: Path
+    keys: list[str]
+    org_ids: list[str]
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    org_ids = [f"org-demo{i:04d}" for i in range(ORGS)]
+    plan = tmp_path / "faults.yaml"
+    plan.write_text(yaml.safe_dump(fault_plan(org_ids)))
+    demo_out = tmp_path / "demo.log"
+    command = [sys.executable, "-m", "exporter.cli", "demo-api", "--port", "0"]
+    with demo_out.open("w") as out:
+        demo = subprocess.Popen(
+            [*command, "--orgs", str(ORGS), "--faults", str(plan)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    exporter: subprocess.Popen[str] | None = None
+    try:
+        demo_url = wait_for_line(demo_out, r"demo Devin API on (\S+)", demo).group(1)
+        text = demo_out.read_text(encoding="utf-8")
+        cog = re.search(r"\(cog_\):\s+(\S+)", text)
+        apk = re.search(r"\(apk_user_\):\s+(\S+)", text)
+        assert cog is not None, text
+        assert apk is not None, text
+        assert org_ids == re.findall(r"organization (\S+)  ", text)
+        (tmp_path / "cog.key").write_text(cog.group(1) + "\n")
+        (tmp_path / "apk.key").write_text(apk.group(1) + "\n")
+        config = {
+            "devin": {
+                "base_url": demo_url,
+                "service_user_key_file": str(tmp_path / "cog.key"),
+                "enterprise_key_file": str(tmp_path / "apk.key"),
+                "requests_per_second": 200,
+                "timeout": "1s",
+                "max_attempts": ATTEMPTS,
+                "retry_initial_backoff": "100ms",
+                "retry_max_backoff": "500ms",
+            },
+            "organizations": [{"id": o} for o in org_ids],
+            "poll_interval": f"{POLL_INTERVAL_SECONDS}s",
+            "web": {"listen_address": "127.0.0.1:0"},
+            "log": {"level": "debug"},
+        }
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        log_path = tmp_path / "exporter.log"
+        with log_path.open("w") as err:
+            exporter = subprocess.Popen(
+                [sys.executable, "-m", "exporter.cli", "--config", str(config_path)],
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        url = wait_for_line(log_path, r"event=started .*address=(\S+)", exporter).group(1)
+        yield Pair(url, demo_url, exporter, log_path, [cog.group(1), apk.group(1)], org_ids)
+    finally:
+        if exporter is not None:
+            stop(exporter)
+        stop(demo)
+
+
+@dataclass
+class Scrapes:
+    """What the scrapers saw."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    bodies: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, body)
+    count: int = 0
+
+
+async def scraper(url: str, deadline: float, number: int, seen: Scrapes) -> None:
+    """Scrape until the deadline: mostly /metrics, in every format, now and then the status page."""
+    variants = [
+        ("/metrics", {}),
+        ("/metrics", {"Accept-Encoding": "gzip"}),
+        ("/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}),
+        ("/", {}),
+    ]
+    async with httpx.AsyncClient(timeout=30) as http:
+        turn = number
+        while time.monotonic() < deadline:
+            path, headers = variants[turn % len(variants)] if turn % 5 == 0 else variants[0]
+            turn += 1
+            try:
+                response = await http.get(f"{url}{path}", headers=headers)
+            except httpx.HTTPError as err:
+                seen.errors[type(err).__name__] += 1
+                continue
+            seen.count += 1
+            seen.statuses[response.status_code] += 1
+            if seen.count % BODY_SAMPLE_EVERY == 0:
+                seen.bodies.append((time.monotonic(), response.text))
+
+
+async def test_soak_under_faults_and_concurrent_scrapes(pair: Pair) -> None:
+    started = time.monotonic()
+    deadline = started + SOAK_SECONDS
+    seen = Scrapes()
+    scrapers = [
+        asyncio.create_task(scraper(pair.exporter_url, deadline, n, seen)) for n in range(SCRAPERS)
+    ]
+    await asyncio.sleep(min(WARMUP_SECONDS, SOAK_SECONDS / 2))
+    rss_warm = rss_kb(pair.exporter.pid)
+    warm_at = time.monotonic() - started
+    await asyncio.gather(*scrapers)
+    rss_end = rss_kb(pair.exporter.pid)
+    elapsed = time.monotonic() - started
+    async with httpx.AsyncClient(timeout=10) as http:
+        requests = (await http.get(f"{pair.demo_url}/_demo/requests")).json()
+        final = await http.get(f"{pair.exporter_url}/metrics")
+        page = await http.get(f"{pair.exporter_url}/")
+    assert pair.exporter.poll() is None, "the exporter died during the soak"
+    log = pair.log_path.read_text(encoding="utf-8")
+    per_target = Counter({(r["endpoint"], r["org"]): r["requests"] for r in requests})
+    total_requests = sum(per_target.values())
+    targets = ORGS + ORGS + 1
+    # Without faults or load: every window of every target once per interval.
+    nominal = targets * WINDOWS * elapsed / POLL_INTERVAL_SECONDS
+    # How many orgs had fresh values in each sampled text scrape once warm.
+    orgs_served = [
+        len(set(re.findall(r'^devin_sessions_created\{org="([^"]+)"', body, re.MULTILINE)))
+        for at, body in seen.bodies
+        if body.startswith("# HELP") and at - started >= warm_at
+    ]
+
+    print(
+        f"\nsoak: {elapsed:.0f}s, {SCRAPERS} scrapers, {seen.count} scrapes "
+        f"({seen.count / elapsed:.0f}/s), statuses {dict(seen.statuses)}, "
+        f"client errors {dict(seen.errors)}"
+        f"\nsoak: exporter RSS {rss_warm / 1024:.1f} MiB at {warm_at:.0f}s, "
+        f"{rss_end / 1024:.1f} MiB at the end, growth {(rss_end - rss_warm) / 1024:+.1f} MiB"
+        f"\nsoak: demo API saw {total_requests} requests for {targets} targets "
+        f"({total_requests / elapsed:.0f}/s, {total_requests / nominal:.0%} of one request per "
+        f"window per interval), busiest {per_target.most_common(3)}"
+        f"\nsoak: orgs with values in sampled scrapes after {warm_at:.0f}s: "
+        f"min {min(orgs_served, default=0)}, max {max(orgs_served, default=0)} of {ORGS}"
+        f"\nsoak: exporter log {len(log.splitlines())} lines, "
+        f"{log.count('event=poll_failed')} poll_failed, {log.count('Traceback')} tracebacks"
+    )
+
+    # Every scrape answered, and answered 200.
+    assert not seen.errors
+    assert {200} == set(seen.statuses)
+    assert seen.count > SCRAPERS
+    assert (200, 200) == (final.status_code, page.status_code)
+    # Memory is flat once warm.
+    assert rss_end - rss_warm < RSS_GROWTH_LIMIT_KB
+    # No key anywhere: not in the log, the sampled bodies, the final scrape or the status page.
+    for key in pair.keys:
+        assert key not in log
+        assert key not in final.text
+        assert key not in page.text
+        for _, body in seen.bodies:
+            assert key not in body
+    # Nothing crashed in the background.
+    assert "Traceback" not in log
+    # Devin was asked a bounded number of times: at most every window of every target,
+    # with all its attempts, on every poll (plus the first), and only for known targets.
+    polls = elapsed / POLL_INTERVAL_SECONDS + 2
+    assert total_requests <= targets * WINDOWS * ATTEMPTS * polls
+    # Polling went on under the scrape load: at least two full cycles.
+    assert targets * WINDOWS * 2 <= total_requests
+    for (endpoint, org), n in per_target.items():
+        assert endpoint in (V3_ORG_SESSIONS, V2_ENTERPRISE_SESSIONS)
+        assert org in ("", *pair.org_ids)
+        assert n <= WINDOWS * ATTEMPTS * polls
+    # And the exporter still serves the healthy orgs' numbers.
+    assert "devin_sessions_created{" in final.text
