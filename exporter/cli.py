@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporter import __version__
 from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
+from exporter.plan import explain, request_plan
 from exporter.sharding import parse_shard
 from exporter.webconfig import WebConfigError, WebSecurity
 
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(once)
     once.add_argument("--demo", action="store_true", help="poll the built-in demo API")
+    once.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the request plan of one cycle (endpoint, org, windows, requests); poll nothing",
+    )
     demo = commands.add_parser("demo-api", help="run the demo Devin API alone")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 for any)")
@@ -112,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"{path or 'environment'}: configuration is valid")
+        return 0
+    if args.command == "once" and args.explain:
+        print(explain(request_plan(settings)), end="")
         return 0
     if args.command == "once":
         return asyncio.run(app.run_once(settings))

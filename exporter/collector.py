@@ -16,7 +16,8 @@ from exporter import __version__
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
 from exporter.config import Organization
 from exporter.models import EnterpriseSessions, SessionMetrics
-from exporter.poller import Snapshot, Target, fresh_samples
+from exporter.poller import Snapshot, fresh_samples
+from exporter.targets import Target
 
 _Value = TypeVar("_Value", SessionMetrics, EnterpriseSessions)
 

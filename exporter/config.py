@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -26,8 +25,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from exporter.durations import Seconds, parse_duration
+from exporter.durations import Seconds
 from exporter.sharding import ordinal_from_hostname, shard_of
+from exporter.windows import Window
 
 ENV_PREFIX = "DEVIN_EXPORTER_"
 CONFIG_ENV = "DEVIN_EXPORTER_CONFIG"
@@ -47,17 +47,9 @@ class ConfigError(Exception):
     """A config that cannot be used; the message names the file and the key, never a secret."""
 
 
-@dataclass(frozen=True, order=True)
-class Window:
-    """A rolling window: `label` as the operator wrote it, `seconds` as a number."""
-
-    seconds: float
-    label: str
-
-
 def _to_window(value: Any) -> Any:
     if isinstance(value, str):
-        return Window(seconds=parse_duration(value), label=value.strip())
+        return Window.parse(value)
     return value
 
 
@@ -154,6 +146,24 @@ class WebSettings(_Section):
         return value
 
 
+class EndpointSettings(_Section):
+    """One endpoint group: whether it is polled, and how often (default: poll_interval)."""
+
+    enabled: bool = True
+    interval: Seconds | None = Field(default=None, ge=1)
+
+
+def _slow(interval: str) -> Any:
+    return Field(default_factory=lambda: EndpointSettings(interval=interval))
+
+
+class EndpointsSettings(_Section):
+    """Per endpoint group; consumption and billing data change slowly, sessions fast."""
+
+    sessions: EndpointSettings = EndpointSettings()
+    enterprise_sessions: EndpointSettings = EndpointSettings()  # v2, needs enterprise_key
+
+
 class ShardingSettings(_Section):
     """Split the organisations over `count` replicas; this one polls shard `index`.
 
@@ -219,6 +229,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     sharding: ShardingSettings = ShardingSettings()
+    endpoints: EndpointsSettings = EndpointsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -238,8 +249,8 @@ class Settings(BaseSettings):
     @classmethod
     def _distinct_windows(cls, windows: list[Window]) -> list[Window]:
         labels = [w.label for w in windows]
-        seconds = [w.seconds for w in windows]
-        if len(set(labels)) != len(labels) or len(set(seconds)) != len(seconds):
+        rolling = [w.seconds for w in windows if not w.calendar]  # 60m and 1h are one window
+        if len(set(labels)) != len(labels) or len(set(rolling)) != len(rolling):
             raise ValueError("windows must be distinct")
         return sorted(windows)
 
@@ -273,6 +284,15 @@ class Settings(BaseSettings):
     def stale_after_seconds(self) -> float:
         """How old a value may get before its series are dropped (default 3 polls)."""
         return self.stale_after if self.stale_after is not None else 3 * self.poll_interval
+
+    def interval_of(self, group: str) -> float:
+        """Seconds between polls of an endpoint group."""
+        endpoint: EndpointSettings = getattr(self.endpoints, group)
+        return endpoint.interval if endpoint.interval is not None else self.poll_interval
+
+    def enabled(self, group: str) -> bool:
+        endpoint: EndpointSettings = getattr(self.endpoints, group)
+        return endpoint.enabled
 
     @property
     def polled_organizations(self) -> list[Organization]:

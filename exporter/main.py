@@ -26,7 +26,8 @@ from exporter.exposition import Exposition
 from exporter.instruments import Instruments
 from exporter.listener import Listener, listen
 from exporter.logs import configure_logging
-from exporter.poller import Poller, build_targets
+from exporter.plan import build_targets
+from exporter.poller import Poller
 from exporter.ratelimit import KeyGates, key_digest
 from exporter.server import ExporterApp
 from exporter.webconfig import WebSecurity
@@ -107,7 +108,7 @@ class Runtime:
         self.exposition.stale_after_seconds = new.stale_after_seconds
         targets = build_targets(new)
         self.client.retain_keys([t.key for t in targets])
-        self.poller.reconfigure(targets, list(new.windows), new.poll_interval)
+        self.poller.reconfigure(targets, list(new.windows))
         self.settings = new
         log.info(
             "config_reloaded",
@@ -151,7 +152,6 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         build_targets(settings),
         list(settings.windows),
         instruments,
-        interval_seconds=settings.poll_interval,
         clock=clock,
     )
     exposition = Exposition(

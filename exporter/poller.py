@@ -5,37 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import SecretStr
+from pydantic import BaseModel
 
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, DevinAPI, DevinAPIError
-from exporter.config import Settings, Window
+from exporter.endpoints import ENDPOINTS, Span
 from exporter.instruments import Instruments
-from exporter.models import EnterpriseSessions, SessionMetrics
 from exporter.ratelimit import key_digest
+from exporter.targets import Target
+from exporter.windows import Window
 
 Clock = Callable[[], float]
-Value = SessionMetrics | EnterpriseSessions
+Value = BaseModel  # one of the response models of exporter.models
 
 log = structlog.get_logger("exporter.poller")
-
-
-@dataclass(frozen=True, order=True)
-class Target:
-    """What one scheduled job polls: an endpoint for one org ("" for enterprise-wide)."""
-
-    endpoint: str
-    org: str
-    key: SecretStr = field(compare=False, repr=False)
-
-    @property
-    def job_id(self) -> str:
-        return f"{self.endpoint}/{self.org or '-'}"
 
 
 @dataclass(frozen=True)
@@ -72,22 +60,6 @@ class Snapshot:
 
 
 ChangeListener = Callable[[], None]
-
-
-def build_targets(settings: Settings) -> list[Target]:
-    """The targets of this replica's shard.
-
-    One v3 target per org; with an enterprise key, one v2 target per org and, on shard 0,
-    the enterprise-wide one.
-    """
-    orgs = settings.polled_organizations
-    targets = [Target(V3_ORG_SESSIONS, o.id, settings.key_for(o)) for o in orgs]
-    enterprise_key = settings.devin.enterprise_key
-    if enterprise_key is not None:
-        if settings.sharding.owns_enterprise:
-            targets.append(Target(V2_ENTERPRISE_SESSIONS, "", enterprise_key))
-        targets += [Target(V2_ENTERPRISE_SESSIONS, o.id, enterprise_key) for o in orgs]
-    return targets
 
 
 # After a 401 or 403 a target's polls slow down, doubling up to this.
@@ -131,7 +103,6 @@ class Poller:
         windows: list[Window],
         instruments: Instruments,
         *,
-        interval_seconds: float,
         clock: Clock = time.time,
     ) -> None:
         self._api = api
@@ -139,7 +110,7 @@ class Poller:
         self._clock = clock
         self.targets: list[Target] = []
         self.windows: list[Window] = []
-        self.interval_seconds = interval_seconds
+        self.cycle_start: float | None = None  # from Devin's billing cycles, once polled
         self.samples: dict[tuple[Target, str], Sample] = {}
         self.states: dict[tuple[Target, str], WindowState] = {}
         self.auth_backoff: dict[Target, AuthBackoff] = {}
@@ -150,7 +121,7 @@ class Poller:
         self._listeners: list[ChangeListener] = []
         self._running: set[asyncio.Task[object]] = set()
         self._closing = False
-        self.reconfigure(targets, windows, interval_seconds)
+        self.reconfigure(targets, windows)
 
     def on_change(self, listener: ChangeListener) -> None:
         """Call `listener` (on the event loop) after each poll or reconfiguration."""
@@ -173,9 +144,7 @@ class Poller:
             auth_failing=frozenset(self.auth_backoff),
         )
 
-    def reconfigure(
-        self, targets: list[Target], windows: list[Window], interval_seconds: float
-    ) -> None:
+    def reconfigure(self, targets: list[Target], windows: list[Window]) -> None:
         """Apply a new list of targets and windows; those that stay keep their values.
 
         Target equality ignores the key, so old entries re-key onto the new targets. A
@@ -202,7 +171,6 @@ class Poller:
         removed = [t for t in self.targets if t not in by_id]
         new_windows = labels - {w.label for w in self.windows}
         self.targets, self.windows = targets, windows
-        self.interval_seconds = interval_seconds
         self._instruments.forget((t.endpoint, t.org) for t in removed)
         self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
         if self._scheduler is not None:
@@ -263,8 +231,9 @@ class Poller:
             self._running.add(task)
         windows = list(self.windows)  # a reload may change the list while we wait
         started = time.perf_counter()
+        endpoint = ENDPOINTS[target.endpoint]
         try:
-            outcomes = await asyncio.gather(*(self._fetch(target, w, now) for w in windows))
+            outcomes = await endpoint.fetch(self._api, target, windows, Span(now, self.cycle_start))
         except asyncio.CancelledError:
             if self._closing:
                 return  # our own shutdown: end quietly, the process is exiting
@@ -280,8 +249,9 @@ class Poller:
             return  # removed by a reload while in flight: its results have no home
         failed = {
             w.label: outcome.reason
-            for w, outcome in zip(windows, outcomes, strict=True)
-            if self._record(target, w, outcome, now) and isinstance(outcome, DevinAPIError)
+            for w in windows
+            if self._record(target, w, (outcome := outcomes[w.label]), now)
+            and isinstance(outcome, DevinAPIError)
         }
         self._track_auth(
             target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
@@ -343,7 +313,7 @@ class Poller:
                 log.info("auth_recovered", endpoint=target.endpoint, org=target.org)
             return
         failures = previous.failures + 1 if previous else 1
-        delay = min(self.interval_seconds * 2 ** (failures - 1), AUTH_BACKOFF_MAX_SECONDS)
+        delay = min(target.interval_seconds * 2 ** (failures - 1), AUTH_BACKOFF_MAX_SECONDS)
         self.auth_backoff[target] = AuthBackoff(reason, failures, now + delay)
         if previous is None or previous.reason != reason:
             log.error(
@@ -355,28 +325,6 @@ class Poller:
                 backoff="polls slow down, doubling up to 1h, until the key is accepted",
             )
 
-    async def _fetch(self, target: Target, window: Window, now: float) -> Value | DevinAPIError:
-        """One window's value, or the error that kept it from us."""
-        try:
-            return await self._request(target, window, now)
-        except DevinAPIError as err:
-            return err
-
-    async def _request(self, target: Target, window: Window, now: float) -> Value:
-        if target.endpoint == V3_ORG_SESSIONS:
-            return await self._api.org_sessions(
-                target.org,
-                target.key,
-                time_after=int(now - window.seconds),
-                time_before=int(now),
-            )
-        return await self._api.enterprise_sessions(
-            target.key,
-            start=datetime.fromtimestamp(now - window.seconds, UTC),
-            end=datetime.fromtimestamp(now, UTC),
-            org_ids=[target.org] if target.org else [],
-        )
-
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
         """One job per target: now, then every interval with jitter, never overlapping."""
         self._scheduler = scheduler
@@ -386,14 +334,14 @@ class Poller:
         scheduler = self._scheduler
         if scheduler is None:
             return
-        jitter = min(self.interval_seconds * 0.1, 30.0)
         for target in self.targets:
-            trigger = IntervalTrigger(seconds=self.interval_seconds, jitter=jitter)
+            interval = target.interval_seconds
+            trigger = IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 30.0))
             job = scheduler.get_job(target.job_id)
             if job is not None:
                 # A reload: keep the job's timing unless the interval changed; refresh its key.
                 job.modify(args=[target])
-                if job.trigger.interval.total_seconds() != self.interval_seconds:
+                if job.trigger.interval.total_seconds() != interval:
                     job.reschedule(trigger)
                 if target in poll_now:
                     job.modify(next_run_time=datetime.now(UTC))

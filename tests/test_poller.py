@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, DevinAPIError
-from exporter.config import Window
 from exporter.instruments import Instruments
 from exporter.models import EnterpriseSessions, SessionMetrics
-from exporter.poller import AUTH_BACKOFF_MAX_SECONDS, Poller, Target
+from exporter.poller import AUTH_BACKOFF_MAX_SECONDS, Poller
+from exporter.targets import Target
+from exporter.windows import Window
 
 NOW = 1_800_000_000.0
 INTERVAL = 300.0
@@ -73,7 +74,7 @@ class Clock:
 
 
 def target(org: str, key: str = "cog_a") -> Target:
-    return Target(V3_ORG_SESSIONS, org, SecretStr(key))
+    return Target(V3_ORG_SESSIONS, org, SecretStr(key), INTERVAL)
 
 
 def make_poller(api: FakeDevin, clock: Clock, *targets: Target) -> Poller:
@@ -82,7 +83,6 @@ def make_poller(api: FakeDevin, clock: Clock, *targets: Target) -> Poller:
         list(targets),
         [H1, H24],
         Instruments(CollectorRegistry()),
-        interval_seconds=INTERVAL,
         clock=clock,
     )
 
@@ -166,7 +166,7 @@ async def test_a_rotated_key_is_tried_at_once_after_a_reload() -> None:
     await poller.poll_all()  # skipped: backing off
     assert 2 == api.calls["org-a"]
     del api.errors["org-a"]
-    poller.reconfigure([target("org-a", "cog_new")], [H1, H24], INTERVAL)
+    poller.reconfigure([target("org-a", "cog_new")], [H1, H24])
     await poller.poll_all()
     assert ["cog_new", "cog_new"] == api.keys_seen[-2:]
     assert poller.up(target("org-a"))
@@ -178,7 +178,7 @@ async def test_a_target_removed_while_its_poll_is_in_flight_leaves_nothing_behin
     api.gate = asyncio.Event()
     in_flight = asyncio.create_task(poller.poll_target(target("org-b")))
     await asyncio.sleep(0)
-    poller.reconfigure([target("org-a")], [H1], INTERVAL)
+    poller.reconfigure([target("org-a")], [H1])
     api.gate.set()
     await in_flight
     assert all(t.org == "org-a" for t, _ in poller.samples)
@@ -191,7 +191,7 @@ async def test_a_window_added_while_a_poll_is_in_flight_does_not_break_it() -> N
     api.gate = asyncio.Event()
     in_flight = asyncio.create_task(poller.poll_target(target("org-a")))
     await asyncio.sleep(0)
-    poller.reconfigure([target("org-a")], [H1, H24, Window(7 * 86400, "7d")], INTERVAL)
+    poller.reconfigure([target("org-a")], [H1, H24, Window(7 * 86400, "7d")])
     api.gate.set()
     await in_flight
     assert {"1h", "24h"} == {w for _, w in poller.samples}

@@ -15,7 +15,7 @@ from exporter import main
 from exporter.client import REASONS, V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, rfc3339
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.models import KNOWN_ORIGINS, KNOWN_SIZES
-from exporter.poller import Target
+from exporter.targets import Target
 
 WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 

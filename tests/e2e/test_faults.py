@@ -28,7 +28,7 @@ from exporter import main
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, rfc3339
 from exporter.config import Settings
 from exporter.models import EnterpriseSessions, SessionMetrics
-from exporter.poller import Target
+from exporter.targets import Target
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 0.5

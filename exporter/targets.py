@@ -1,0 +1,22 @@
+"""A target: one endpoint polled for one organisation ("" for enterprise-wide)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """What one scheduled job polls. Equality ignores the key and the interval, so a reload
+    that rotates a key or changes an interval keeps the target's values."""
+
+    endpoint: str
+    org: str
+    key: SecretStr = field(compare=False, repr=False)
+    interval_seconds: float = field(default=300.0, compare=False)
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.endpoint}/{self.org or '-'}"

@@ -1,0 +1,34 @@
+"""`today` and `cycle` windows end to end: the exporter asks for the calendar span."""
+
+from __future__ import annotations
+
+import httpx
+from conftest import FIXED_NOW, Clock, Demo, wait_until
+from scrape import label_values, parse, value
+
+from exporter import main
+from exporter.windows import day_start, month_cycle_start
+
+
+async def test_today_and_cycle_equal_the_demo_api_over_their_calendar_spans(
+    demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    settings = demo.settings(windows=["1h", "today", "cycle"])
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            series = parse((await http.get(f"{runtime.url}/metrics")).text)
+        finally:
+            await runtime.close()
+    assert {"1h", "today", "cycle"} == label_values(series, "devin_sessions_created", "window")
+    org = demo.account.orgs[0].id
+    for window, start in (("today", day_start(FIXED_NOW)), ("cycle", month_cycle_start(FIXED_NOW))):
+        answer = await http.get(
+            f"{demo.url}/v3/organizations/{org}/metrics/sessions",
+            params={"time_after": int(start), "time_before": int(FIXED_NOW)},
+            headers={"Authorization": f"Bearer {demo.account.service_user_key}"},
+        )
+        assert answer.json()["sessions_created_count"] == value(
+            series, "devin_sessions_created", org=org, window=window
+        )
