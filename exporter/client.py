@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -23,11 +23,48 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from exporter.models import EnterpriseSessions, SessionMetrics, validation_detail
+from exporter.models import (
+    ActiveUsers,
+    ActiveUsersSeries,
+    BillingCycle,
+    CursorPage,
+    DailyConsumption,
+    EnterpriseSessions,
+    OffsetPage,
+    OrganizationSummary,
+    PrMetrics,
+    SearchMetrics,
+    SessionMetrics,
+    SessionsByCategory,
+    validation_detail,
+)
 from exporter.ratelimit import KeyGates
 
+# The `endpoint` label of every request, and the demo API's fault-plan endpoint names.
 V3_ORG_SESSIONS: Final = "v3_org_sessions"
+V3_ORG_PRS: Final = "v3_org_prs"
+V3_ORG_SEARCHES: Final = "v3_org_searches"
+V3_ORG_ACTIVE_USERS: Final = "v3_org_active_users"
+V3_ORG_ACTIVE_USER_BUCKETS: Final = "v3_org_active_user_buckets"  # dau, wau and mau
+V3_ORG_CONSUMPTION_DAILY: Final = "v3_org_consumption_daily"
+V3_ENTERPRISE_SESSIONS: Final = "v3_enterprise_sessions"
+V3_ENTERPRISE_PRS: Final = "v3_enterprise_prs"
+V3_ENTERPRISE_SEARCHES: Final = "v3_enterprise_searches"
+V3_ENTERPRISE_ACTIVE_USERS: Final = "v3_enterprise_active_users"
+V3_ENTERPRISE_CONSUMPTION_DAILY: Final = "v3_enterprise_consumption_daily"
+V3_ENTERPRISE_SESSIONS_BY_CATEGORY: Final = "v3_enterprise_sessions_by_category"
+V3_ENTERPRISE_CONSUMPTION_CYCLES: Final = "v3_enterprise_consumption_cycles"
+V3_ENTERPRISE_ORGANIZATIONS: Final = "v3_enterprise_organizations"
 V2_ENTERPRISE_SESSIONS: Final = "v2_enterprise_sessions"
+V2_ENTERPRISE_PRS: Final = "v2_enterprise_prs"
+V2_ENTERPRISE_CONSUMPTION_DAILY: Final = "v2_enterprise_consumption_daily"
+V2_ENTERPRISE_ORGANIZATIONS: Final = "v2_enterprise_organizations"
+
+ActiveUserPeriod = Literal["dau", "wau", "mau"]
+"""The period of `org_active_user_buckets`: UTC days, Monday-start UTC weeks, UTC months."""
+
+# A list endpoint followed past this many pages is broken (or hostile), not big.
+MAX_PAGES: Final = 1000
 
 # Why a poll failed: the `reason` label of devin_exporter_poll_errors_total.
 REASONS: Final = (
@@ -58,6 +95,7 @@ RetryHook = Callable[[str, str], None]
 """Told `(endpoint, reason)` before every retry."""
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Item = TypeVar("_Item", bound=BaseModel)
 
 
 class DevinAPIError(Exception):
@@ -134,6 +172,86 @@ class DevinAPI(Protocol):
         self, key: SecretStr, *, start: datetime, end: datetime, org_ids: Sequence[str] = ()
     ) -> EnterpriseSessions: ...
 
+    async def org_prs(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> PrMetrics: ...
+
+    async def org_searches(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> SearchMetrics: ...
+
+    async def org_active_users(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> ActiveUsers: ...
+
+    async def org_active_user_buckets(
+        self,
+        org_id: str,
+        key: SecretStr,
+        period: ActiveUserPeriod,
+        *,
+        time_after: int,
+        time_before: int,
+    ) -> list[ActiveUsers]: ...
+
+    async def org_consumption_daily(
+        self,
+        org_id: str,
+        key: SecretStr,
+        *,
+        time_after: int | None = None,
+        time_before: int | None = None,
+    ) -> DailyConsumption: ...
+
+    async def enterprise_metric_sessions(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SessionMetrics: ...
+
+    async def enterprise_prs(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> PrMetrics: ...
+
+    async def enterprise_searches(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SearchMetrics: ...
+
+    async def enterprise_active_users(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> ActiveUsers: ...
+
+    async def enterprise_consumption_daily(
+        self,
+        key: SecretStr,
+        *,
+        time_after: int | None = None,
+        time_before: int | None = None,
+        org_ids: Sequence[str] = (),
+    ) -> DailyConsumption: ...
+
+    async def enterprise_sessions_by_category(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SessionsByCategory: ...
+
+    async def enterprise_consumption_cycles(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[BillingCycle]: ...
+
+    async def enterprise_organizations(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[OrganizationSummary]: ...
+
+    async def v2_enterprise_prs(
+        self, key: SecretStr, *, start: datetime, end: datetime, org_ids: Sequence[str] = ()
+    ) -> PrMetrics: ...
+
+    async def v2_consumption_daily(
+        self, key: SecretStr, *, start: datetime, end: datetime
+    ) -> DailyConsumption: ...
+
+    async def v2_organizations(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[OrganizationSummary]: ...
+
 
 def rfc3339(moment: datetime) -> str:
     """`2026-11-21T23:00:00Z`: the v2 API's date-time parameters."""
@@ -205,6 +323,291 @@ class DevinClient:
                 params,
                 EnterpriseSessions,
             )
+        )
+
+    # Organisation endpoints (v3): a service user key with the org's permission.
+
+    async def org_prs(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> PrMetrics:
+        return await self._get(
+            _Request(
+                V3_ORG_PRS,
+                f"/v3/organizations/{org_id}/metrics/prs",
+                key,
+                _window(time_after, time_before),
+                PrMetrics,
+            )
+        )
+
+    async def org_searches(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> SearchMetrics:
+        return await self._get(
+            _Request(
+                V3_ORG_SEARCHES,
+                f"/v3/organizations/{org_id}/metrics/searches",
+                key,
+                _window(time_after, time_before),
+                SearchMetrics,
+            )
+        )
+
+    async def org_active_users(
+        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+    ) -> ActiveUsers:
+        """Unique users with at least one session or search over the whole range."""
+        return await self._get(
+            _Request(
+                V3_ORG_ACTIVE_USERS,
+                f"/v3/organizations/{org_id}/metrics/active-users",
+                key,
+                _window(time_after, time_before),
+                ActiveUsers,
+            )
+        )
+
+    async def org_active_user_buckets(
+        self,
+        org_id: str,
+        key: SecretStr,
+        period: ActiveUserPeriod,
+        *,
+        time_after: int,
+        time_before: int,
+    ) -> list[ActiveUsers]:
+        """Active users per UTC day, Monday-start week or month (`dau`, `wau`, `mau`)."""
+        if period not in ("dau", "wau", "mau"):
+            raise ValueError(f"period must be dau, wau or mau, not {period!r}")
+        series = await self._get(
+            _Request(
+                V3_ORG_ACTIVE_USER_BUCKETS,
+                f"/v3/organizations/{org_id}/metrics/{period}",
+                key,
+                _window(time_after, time_before),
+                ActiveUsersSeries,
+            )
+        )
+        return list(series.root)
+
+    async def org_consumption_daily(
+        self,
+        org_id: str,
+        key: SecretStr,
+        *,
+        time_after: int | None = None,
+        time_before: int | None = None,
+    ) -> DailyConsumption:
+        """ACUs per billing day (from 08:00 UTC); needs a billing, not a metrics, permission."""
+        return await self._get(
+            _Request(
+                V3_ORG_CONSUMPTION_DAILY,
+                f"/v3/organizations/{org_id}/consumption/daily",
+                key,
+                _optional_window(time_after, time_before),
+                DailyConsumption,
+            )
+        )
+
+    # Enterprise endpoints (v3): a service user key with account-level permissions.
+
+    async def enterprise_metric_sessions(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SessionMetrics:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_SESSIONS,
+                "/v3/enterprise/metrics/sessions",
+                key,
+                _window(time_after, time_before, org_ids),
+                SessionMetrics,
+            )
+        )
+
+    async def enterprise_prs(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> PrMetrics:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_PRS,
+                "/v3/enterprise/metrics/prs",
+                key,
+                _window(time_after, time_before, org_ids),
+                PrMetrics,
+            )
+        )
+
+    async def enterprise_searches(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SearchMetrics:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_SEARCHES,
+                "/v3/enterprise/metrics/searches",
+                key,
+                _window(time_after, time_before, org_ids),
+                SearchMetrics,
+            )
+        )
+
+    async def enterprise_active_users(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> ActiveUsers:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_ACTIVE_USERS,
+                "/v3/enterprise/metrics/active-users",
+                key,
+                _window(time_after, time_before, org_ids),
+                ActiveUsers,
+            )
+        )
+
+    async def enterprise_consumption_daily(
+        self,
+        key: SecretStr,
+        *,
+        time_after: int | None = None,
+        time_before: int | None = None,
+        org_ids: Sequence[str] = (),
+    ) -> DailyConsumption:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_CONSUMPTION_DAILY,
+                "/v3/enterprise/consumption/daily",
+                key,
+                _optional_window(time_after, time_before, org_ids),
+                DailyConsumption,
+            )
+        )
+
+    async def enterprise_sessions_by_category(
+        self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
+    ) -> SessionsByCategory:
+        return await self._get(
+            _Request(
+                V3_ENTERPRISE_SESSIONS_BY_CATEGORY,
+                "/v3/enterprise/metrics/sessions-by-category",
+                key,
+                _window(time_after, time_before, org_ids),
+                SessionsByCategory,
+            )
+        )
+
+    async def enterprise_consumption_cycles(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[BillingCycle]:
+        """Every billing cycle, all pages, in the order the API lists them."""
+        return await self._cursor_pages(
+            V3_ENTERPRISE_CONSUMPTION_CYCLES,
+            "/v3/enterprise/consumption/cycles",
+            key,
+            page_size,
+            CursorPage[BillingCycle],
+        )
+
+    async def enterprise_organizations(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[OrganizationSummary]:
+        """Every organisation of the enterprise, all pages."""
+        return await self._cursor_pages(
+            V3_ENTERPRISE_ORGANIZATIONS,
+            "/v3/enterprise/organizations",
+            key,
+            page_size,
+            CursorPage[OrganizationSummary],
+        )
+
+    # Enterprise endpoints (v2): an enterprise admin's personal key.
+
+    async def v2_enterprise_prs(
+        self, key: SecretStr, *, start: datetime, end: datetime, org_ids: Sequence[str] = ()
+    ) -> PrMetrics:
+        """v2's counts (`prs_created_count` is None): opened means opened in the period."""
+        params: dict[str, Any] = {"start": rfc3339(start), "end": rfc3339(end)}
+        if org_ids:
+            params["org_ids"] = list(org_ids)
+        return await self._get(
+            _Request(V2_ENTERPRISE_PRS, "/v2/enterprise/metrics/prs", key, params, PrMetrics)
+        )
+
+    async def v2_consumption_daily(
+        self, key: SecretStr, *, start: datetime, end: datetime
+    ) -> DailyConsumption:
+        """The whole enterprise's ACUs per billing day (no product split in v2)."""
+        return await self._get(
+            _Request(
+                V2_ENTERPRISE_CONSUMPTION_DAILY,
+                "/v2/enterprise/consumption/daily",
+                key,
+                {"start": rfc3339(start), "end": rfc3339(end)},
+                DailyConsumption,
+            )
+        )
+
+    async def v2_organizations(
+        self, key: SecretStr, *, page_size: int = 100
+    ) -> list[OrganizationSummary]:
+        """Every organisation of the enterprise, by `skip`/`limit` pages."""
+        _check_page_size(page_size)
+        found: list[OrganizationSummary] = []
+        skip = 0
+        for _ in range(MAX_PAGES):
+            page = await self._get(
+                _Request(
+                    V2_ENTERPRISE_ORGANIZATIONS,
+                    "/v2/enterprise/organizations",
+                    key,
+                    {"skip": skip, "limit": page_size},
+                    OffsetPage[OrganizationSummary],
+                )
+            )
+            found.extend(page.items)
+            if not page.has_more:
+                return found
+            following = page.next_cursor if page.next_cursor is not None else skip + len(page.items)
+            if following <= skip:
+                raise DevinAPIError(
+                    "invalid_response", status=200, detail="pagination: has_more without progress"
+                )
+            skip = following
+        raise DevinAPIError(
+            "invalid_response", status=200, detail=f"pagination: more than {MAX_PAGES} pages"
+        )
+
+    async def _cursor_pages(
+        self,
+        endpoint: str,
+        path: str,
+        key: SecretStr,
+        page_size: int,
+        model: type[CursorPage[_Item]],
+    ) -> list[_Item]:
+        """Follow `end_cursor` to the last page; a repeated or missing cursor is an error."""
+        _check_page_size(page_size)
+        found: list[_Item] = []
+        seen: set[str] = set()
+        params: dict[str, Any] = {"first": page_size}
+        for _ in range(MAX_PAGES):
+            page = await self._get(_Request(endpoint, path, key, dict(params), model))
+            found.extend(page.items)
+            if not page.has_next_page:
+                return found
+            cursor = page.end_cursor
+            if not cursor:
+                raise DevinAPIError(
+                    "invalid_response",
+                    status=200,
+                    detail="pagination: has_next_page without end_cursor",
+                )
+            if cursor in seen:
+                raise DevinAPIError(
+                    "invalid_response", status=200, detail="pagination: end_cursor repeated"
+                )
+            seen.add(cursor)
+            params["after"] = cursor
+        raise DevinAPIError(
+            "invalid_response", status=200, detail=f"pagination: more than {MAX_PAGES} pages"
         )
 
     async def _get(self, request: _Request[_Model]) -> _Model:
@@ -294,6 +697,33 @@ class DevinClient:
             raise DevinAPIError(
                 "invalid_response", status=200, detail=_redact(f"{where}: {first['msg']}", secret)
             ) from None
+
+
+def _window(time_after: int, time_before: int, org_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """v3 query parameters: Unix seconds, and `org_ids` as a repeated key when given."""
+    params: dict[str, Any] = {"time_after": time_after, "time_before": time_before}
+    if org_ids:
+        params["org_ids"] = list(org_ids)
+    return params
+
+
+def _optional_window(
+    time_after: int | None, time_before: int | None, org_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Like `_window`, leaving out a bound that is None (the API then picks its default)."""
+    params: dict[str, Any] = {}
+    if time_after is not None:
+        params["time_after"] = time_after
+    if time_before is not None:
+        params["time_before"] = time_before
+    if org_ids:
+        params["org_ids"] = list(org_ids)
+    return params
+
+
+def _check_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= 200:
+        raise ValueError(f"page_size must be 1 to 200, not {page_size}")
 
 
 def _error_of(state: RetryCallState) -> DevinAPIError | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -97,6 +98,11 @@ class DevinSettings(_Section):
     service_user_key_file: Path | None = None
     enterprise_key: SecretStr | None = None
     enterprise_key_file: Path | None = None
+    # A service user (cog_...) with account-level permissions: polls the v3 enterprise
+    # endpoints with org_ids for every organization without a key of its own, and lists
+    # organizations for discovery.
+    enterprise_service_user_key: SecretStr | None = None
+    enterprise_service_user_key_file: Path | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -113,8 +119,14 @@ class DevinSettings(_Section):
         enterprise = _resolve_secret(
             self.enterprise_key, self.enterprise_key_file, "enterprise_key"
         )
+        enterprise_service = _resolve_secret(
+            self.enterprise_service_user_key,
+            self.enterprise_service_user_key_file,
+            "enterprise_service_user_key",
+        )
         object.__setattr__(self, "service_user_key", service)
         object.__setattr__(self, "enterprise_key", enterprise)
+        object.__setattr__(self, "enterprise_service_user_key", enterprise_service)
         return self
 
 
@@ -162,6 +174,38 @@ class EndpointsSettings(_Section):
 
     sessions: EndpointSettings = EndpointSettings()
     enterprise_sessions: EndpointSettings = EndpointSettings()  # v2, needs enterprise_key
+
+
+class DiscoverySettings(_Section):
+    """List the enterprise's organizations every `interval` and poll them all.
+
+    Organizations listed under `organizations` keep their names and keys; `include` and
+    `exclude` are regular expressions matched in full against an org's id or name.
+    """
+
+    enabled: bool = False
+    interval: Seconds = Field(default=3600.0, ge=60)
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    page_size: int = Field(default=100, ge=1, le=200)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+        return patterns
+
+    def admits(self, org_id: str, name: str) -> bool:
+        """Whether a discovered organization is polled."""
+
+        def matches(patterns: list[str]) -> bool:
+            return any(re.fullmatch(p, org_id) or re.fullmatch(p, name) for p in patterns)
+
+        return (not self.include or matches(self.include)) and not matches(self.exclude)
 
 
 class ShardingSettings(_Section):
@@ -230,6 +274,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     sharding: ShardingSettings = ShardingSettings()
     endpoints: EndpointsSettings = EndpointsSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -265,16 +310,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _something_to_poll(self) -> Self:
-        if not self.organizations and self.devin.enterprise_key is None:
+        devin = self.devin
+        if not self.organizations and devin.enterprise_key is None and not self.discovery.enabled:
             raise ValueError(
-                "nothing to poll: list organizations, or set devin.enterprise_key for the "
-                "enterprise-wide count"
+                "nothing to poll: list organizations, enable discovery, or set "
+                "devin.enterprise_key for the enterprise-wide count"
+            )
+        if self.discovery.enabled and (
+            devin.enterprise_service_user_key is None and devin.enterprise_key is None
+        ):
+            raise ValueError(
+                "discovery needs devin.enterprise_service_user_key (ManageOrganizations) "
+                "or devin.enterprise_key to list the organizations"
+            )
+        default_key = devin.service_user_key or devin.enterprise_service_user_key
+        if self.discovery.enabled and default_key is None:
+            raise ValueError(
+                "discovered organizations need devin.service_user_key or "
+                "devin.enterprise_service_user_key"
             )
         for index, org in enumerate(self.organizations):
-            if org.service_user_key is None and self.devin.service_user_key is None:
+            if org.service_user_key is None and default_key is None:
                 raise ValueError(
                     f"organizations[{index}] ({org.id}) has no key: set its service_user_key "
-                    "(or _file), or devin.service_user_key for every organization"
+                    "(or _file), devin.service_user_key, or devin.enterprise_service_user_key"
                 )
         if self.stale_after is not None and self.stale_after < self.poll_interval:
             raise ValueError("stale_after must not be shorter than poll_interval")
@@ -300,11 +359,24 @@ class Settings(BaseSettings):
         return [o for o in self.organizations if self.sharding.owns(o.id)]
 
     def key_for(self, org: Organization) -> SecretStr:
-        """The v3 service-user key that polls `org`."""
-        key = org.service_user_key or self.devin.service_user_key
+        """The v3 key that polls `org`: its own, the default service user's, or else the
+        enterprise service user's (which then goes through the enterprise endpoints)."""
+        key = (
+            org.service_user_key
+            or self.devin.service_user_key
+            or self.devin.enterprise_service_user_key
+        )
         if key is None:  # excluded by _something_to_poll
             raise ValueError(f"organization {org.id} has no service user key")
         return key
+
+    def through_enterprise(self, org: Organization) -> bool:
+        """Whether `org` is polled with the enterprise service user and `org_ids`."""
+        return org.service_user_key is None and self.devin.service_user_key is None
+
+    def with_organizations(self, organizations: list[Organization]) -> Settings:
+        """These settings with another list of organizations (after discovery)."""
+        return self.model_copy(update={"organizations": organizations})
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -316,14 +316,14 @@ def _error_cases(tmp: Path) -> list[tuple[str, str, str]]:
         (
             "nothing-to-poll",
             KEYED,
-            "(top level): nothing to poll: list organizations, or set devin.enterprise_key "
-            "for the enterprise-wide count",
+            "(top level): nothing to poll: list organizations, enable discovery, or set "
+            "devin.enterprise_key for the enterprise-wide count",
         ),
         (
             "org-without-key",
             "devin:\n  enterprise_key: apk_user_x\norganizations:\n  - id: org-a\n",
             "(top level): organizations[0] (org-a) has no key: set its service_user_key "
-            "(or _file), or devin.service_user_key for every organization",
+            "(or _file), devin.service_user_key, or devin.enterprise_service_user_key",
         ),
         (
             "duplicate-org-ids",

@@ -7,6 +7,12 @@ longer window never has fewer sessions than a shorter one. Session k's origin, s
 playbook/search use and merged PR come from fixed shuffled patterns indexed by k, so
 breakdowns add up to the total exactly and merged-PR sessions never exceed created ones.
 Everything is a pure function of (seed, org id, time).
+
+The rest (PRs, searches, active users, ACUs per billing day and product, categories) is
+derived from the same session numbering with per-organisation factors drawn from a second,
+independent stream, so that adding it changed none of the session counts. Counts that are
+`factor x a cumulative count` are taken as differences of `floor(factor x cumulative)`,
+which keeps them integers that never shrink when a window grows.
 """
 
 from __future__ import annotations
@@ -16,11 +22,39 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
 
-from exporter.models import KNOWN_ORIGINS, KNOWN_SIZES
+from exporter.models import BILLING_DAY_OFFSET_SECONDS, KNOWN_ORIGINS, KNOWN_SIZES
 
 DAY = 86400.0
 WEEK = 7 * DAY
+# 1970-01-01 was a Thursday: the first Monday 00:00 UTC is 4 days in.
+_FIRST_MONDAY = 4 * 86400
+# An unmerged PR still unresolved this long after its session counts as closed.
+OPEN_PR_MAX_AGE_SECONDS = 2 * DAY
+# Each user makes this many sessions or searches, on average, before everyone is active.
+_ACTIVITY_PER_USER = 12.0
+
+Period = Literal["dau", "wau", "mau"]
+
+# Session categories of sessions-by-category, with subcategories, and their weights.
+CATEGORIES: dict[str, dict[str, int]] = {
+    "bug_fix": {"crash": 4, "regression": 3, "incorrect_output": 3},
+    "feature": {"api_endpoint": 3, "user_interface": 3, "integration": 2},
+    "refactor": {"cleanup": 3, "dependency_upgrade": 2, "performance": 1},
+    "tests": {"unit_tests": 3, "integration_tests": 1, "flaky_test_fix": 1},
+    "docs": {"readme": 1, "api_docs": 1, "code_comments": 1},
+    "migration": {"framework": 1, "language_version": 1, "database": 1},
+}
+_CATEGORY_WEIGHTS = {
+    "bug_fix": 30,
+    "feature": 25,
+    "refactor": 15,
+    "tests": 12,
+    "docs": 8,
+    "migration": 10,
+}
 
 # Relative frequency of each origin, and of each size, for a typical organisation.
 _ORIGIN_WEIGHTS = {
@@ -110,6 +144,31 @@ class OrgModel:
         }
         self._playbook = _Cycle(tuple(_pattern({"y": rng.randint(2, 8), "n": 20}, rng)))
         self._search = _Cycle(tuple(_pattern({"y": rng.randint(3, 10), "n": 20}, rng)))
+        # A second stream, so that the draws above (and every session count) stay as they were.
+        more = random.Random(int.from_bytes(digest[8:16], "big"))
+        self.merged_prs_per_session = more.uniform(1.0, 1.3)
+        self.searches_per_search_session = more.uniform(2.0, 5.0)
+        self.headcount = max(3, round(self.sessions_per_hour * more.uniform(4.0, 12.0)))
+        self.created_at = 1_650_000_000 + more.randrange(0, 70_000_000)
+        # Sessions without a merged PR: some closed a PR unmerged, some left one open.
+        self._unmerged = _Cycle(
+            tuple(
+                _pattern(
+                    {"closed": more.randint(2, 4), "pending": more.randint(1, 2), "none": 14},
+                    more,
+                )
+            )
+        )
+        self.product_shares = {
+            "cascade": more.uniform(0.06, 0.10),
+            "terminal": more.uniform(0.035, 0.065),
+        }
+        if more.random() < 0.6:  # Devin Review is not used everywhere
+            self.product_shares["review"] = more.uniform(0.01, 0.03)
+        self._category = _Cycle(tuple(_pattern(_CATEGORY_WEIGHTS, more)))
+        self._subcategory = {
+            name: _Cycle(tuple(_pattern(subs, more))) for name, subs in CATEGORIES.items()
+        }
 
     def _cumulative(self, t: float) -> float:
         """R(t), strictly increasing: only differences R(b) - R(a) are ever used."""
@@ -154,3 +213,170 @@ class OrgModel:
             merged_by_size=merged_by_size,
             average_acus=round(acus * drift / created, 3) if created else 0.0,
         )
+
+    # Beyond sessions. Session k is the k-th created; counts below are functions of k.
+
+    def _merged_sessions(self, k: int) -> int:
+        """Sessions with a merged PR among the first k."""
+        return sum(self._merged[s].count("y", self._size.count(s, k)) for s in KNOWN_SIZES)
+
+    def _unmerged_cells(self, name: str, start: float, end: float) -> int:
+        """Sessions without a merged PR in [start, end) whose unmerged outcome is `name`."""
+        if end <= start:
+            return 0
+        a, b = self.sessions_before(start), self.sessions_before(end)
+        return self._unmerged.count(name, b - self._merged_sessions(b)) - self._unmerged.count(
+            name, a - self._merged_sessions(a)
+        )
+
+    def _merged_prs_before(self, t: float) -> int:
+        k = self.sessions_before(t)
+        return math.floor(self.merged_prs_per_session * self._merged_sessions(k))
+
+    def pull_requests(self, start: float, end: float, now: float) -> PullRequests:
+        """PRs of sessions created in [start, end), in their state at `now` (end <= now).
+
+        merged >= the sessions with merged PRs; an unmerged PR is open for its first
+        OPEN_PR_MAX_AGE_SECONDS, closed after; created = opened + closed + merged.
+        """
+        end = max(start, end)
+        merged = max(0, self._merged_prs_before(end) - self._merged_prs_before(start))
+        recent = min(max(now - OPEN_PR_MAX_AGE_SECONDS, start), end)
+        opened = self._unmerged_cells("pending", recent, end)
+        closed = self._unmerged_cells("closed", start, end) + self._unmerged_cells(
+            "pending", start, recent
+        )
+        return PullRequests(
+            created=merged + closed + opened, opened=opened, closed=closed, merged=merged
+        )
+
+    def _searches_before(self, t: float) -> int:
+        with_search = self._search.count("y", self.sessions_before(t))
+        return math.floor(self.searches_per_search_session * with_search)
+
+    def searches(self, start: float, end: float) -> int:
+        """Searches created in [start, end): about 2-5 per session that used search."""
+        return max(0, self._searches_before(max(start, end)) - self._searches_before(start))
+
+    def active_users(
+        self, start: float, end: float, *, min_sessions: int = 1, min_searches: int = 1
+    ) -> int:
+        """Users with >= min_sessions sessions or >= min_searches searches in [start, end).
+
+        `headcount x (1 - exp(-activity / (12 x headcount)))`, rounded up: never more than the
+        headcount or the activity, and never less over a longer range.
+        """
+        if min_sessions <= 0 or min_searches <= 0:
+            return self.headcount  # everyone made at least zero of them
+        activity = self.totals(start, end).created / min_sessions + (
+            self.searches(start, end) / min_searches
+        )
+        scale = _ACTIVITY_PER_USER * self.headcount
+        return min(self.headcount, math.ceil(self.headcount * -math.expm1(-activity / scale)))
+
+    def daily_consumption(self, start: float, end: float) -> list[DayConsumption]:
+        """ACUs per billing day (08:00 UTC to 08:00 UTC) over [start, end).
+
+        A day's ACUs are its sessions times their average ACUs (only the part of the day
+        inside the range counts), split by product: cascade, terminal and (in some
+        organisations) review take their shares, devin the rest.
+        """
+        days = []
+        for day in billing_days(start, end):
+            totals = self.totals(max(day, start), min(day + DAY, end))
+            acus = round(totals.created * totals.average_acus, 3)
+            shares = {p: round(acus * share, 3) for p, share in self.product_shares.items()}
+            by_product = {"devin": round(acus - sum(shares.values()), 3), **shares}
+            days.append(DayConsumption(int(day), round(sum(by_product.values()), 3), by_product))
+        return days
+
+    def categories(self, start: float, end: float) -> dict[str, dict[str, int]]:
+        """Sessions created in [start, end) per category and subcategory (all listed)."""
+        a, b = self.sessions_before(start), self.sessions_before(max(start, end))
+        counts: dict[str, dict[str, int]] = {}
+        for name, subs in CATEGORIES.items():
+            # A category's sessions are numbered among themselves; subcategories run on that.
+            first, last = self._category.count(name, a), self._category.count(name, b)
+            cycle = self._subcategory[name]
+            counts[name] = {s: cycle.count(s, last) - cycle.count(s, first) for s in subs}
+        return counts
+
+
+@dataclass(frozen=True)
+class PullRequests:
+    """PRs of the sessions of one range, v3's meaning: opened = currently open."""
+
+    created: int
+    opened: int
+    closed: int
+    merged: int
+
+
+@dataclass(frozen=True)
+class DayConsumption:
+    """One billing day: its start (Unix seconds, 08:00 UTC), ACUs, and ACUs by product."""
+
+    date: int
+    acus: float
+    by_product: dict[str, float]
+
+
+def billing_day_start(t: float) -> int:
+    """Start of the billing day holding t: 08:00 UTC (midnight PST)."""
+    offset = BILLING_DAY_OFFSET_SECONDS
+    return int((t - offset) // DAY * DAY + offset)
+
+
+def billing_days(start: float, end: float) -> list[int]:
+    """Starts of the billing days that overlap [start, end)."""
+    days: list[int] = []
+    day = billing_day_start(start)
+    while day < end and start < end:
+        days.append(day)
+        day += int(DAY)
+    return days
+
+
+def _month_start(t: float, offset: int = 0) -> int:
+    moment = datetime.fromtimestamp(t - offset, UTC)
+    return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp()) + offset
+
+
+def _next_month(start: int, offset: int = 0) -> int:
+    moment = datetime.fromtimestamp(start - offset, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) + offset
+
+
+def billing_cycles(start: float, end: float) -> list[tuple[int, int]]:
+    """The monthly billing cycles (from the 1st, 08:00 UTC) overlapping [start, end], oldest
+    first, as (start, end) pairs: each ends where the next begins."""
+    offset = BILLING_DAY_OFFSET_SECONDS
+    cycles = []
+    cycle = _month_start(start, offset)
+    while cycle <= end:
+        following = _next_month(cycle, offset)
+        cycles.append((cycle, following))
+        cycle = following
+    return cycles
+
+
+def periods(period: Period, start: float, end: float) -> list[tuple[int, int]]:
+    """The UTC days, Monday-start weeks or months overlapping [start, end), as
+    (start, next start) pairs in ascending order."""
+    bounds: list[tuple[int, int]] = []
+    if end <= start:
+        return bounds
+    if period == "dau":
+        first = int(start // DAY * DAY)
+    elif period == "wau":
+        first = int((start - _FIRST_MONDAY) // WEEK * WEEK + _FIRST_MONDAY)
+    else:
+        first = _month_start(start)
+    while first < end:
+        following = (
+            _next_month(first) if period == "mau" else first + int(DAY if period == "dau" else WEEK)
+        )
+        bounds.append((first, following))
+        first = following
+    return bounds
