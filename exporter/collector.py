@@ -11,15 +11,24 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from pydantic import BaseModel
 
 from exporter import __version__
-from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
 from exporter.config import Organization
-from exporter.models import EnterpriseSessions, SessionMetrics
+from exporter.endpoints import ConsumedAcus, LatestActiveUsers
+from exporter.models import (
+    ActiveUsers,
+    BillingCycle,
+    EnterpriseSessions,
+    PrMetrics,
+    SearchMetrics,
+    SessionMetrics,
+    SessionsByCategory,
+)
 from exporter.poller import Snapshot, fresh_samples
 from exporter.targets import Target
 
-_Value = TypeVar("_Value", SessionMetrics, EnterpriseSessions)
+_Value = TypeVar("_Value", bound=BaseModel)
 
 _CACHED = (
     " Polled in the background every poll_interval and cached; the window label is the"
@@ -40,11 +49,12 @@ class View:
     stale_after_seconds: float
     now: float
 
-    def fresh(self, endpoint: str, kind: type[_Value]) -> Iterator[tuple[Target, str, _Value]]:
-        """Samples of one endpoint young enough to serve, in a stable order."""
+    def fresh(self, kind: type[_Value]) -> Iterator[tuple[Target, str, _Value]]:
+        """Samples of one kind young enough to serve, in a stable order, whichever endpoint
+        (an org's own, or its enterprise twin) they came from."""
         samples = fresh_samples(self.snapshot.samples, self.now, self.stale_after_seconds)
         for (target, window), sample in sorted(samples.items(), key=lambda kv: kv[0]):
-            if target.endpoint == endpoint and isinstance(sample.value, kind):
+            if isinstance(sample.value, kind):
                 yield target, window, sample.value
 
     @property
@@ -113,7 +123,7 @@ class SessionCollector(_ViewCollector):
             "Average ACUs consumed per session created over the window (v3).",
             org_window,
         )
-        for target, window, m in self._view.fresh(V3_ORG_SESSIONS, SessionMetrics):
+        for target, window, m in self._view.fresh(SessionMetrics):
             labels = [target.org, window]
             created.add_metric(labels, m.sessions_created_count)
             for origin, count in m.sessions_created_by_origin.items():
@@ -147,7 +157,7 @@ class EnterpriseCollector(_ViewCollector):
             "Sessions in one organisation over the window, from the enterprise API (v2).",
             ["org", "window"],
         )
-        for target, window, value in self._view.fresh(V2_ENTERPRISE_SESSIONS, EnterpriseSessions):
+        for target, window, value in self._view.fresh(EnterpriseSessions):
             if target.org:
                 per_org.add_metric([target.org, window], value.sessions_count)
             else:
@@ -202,12 +212,9 @@ class HealthCollector(_ViewCollector):
             auth_failing.add_metric(
                 [target.endpoint, target.org], 1 if target in snapshot.auth_failing else 0
             )
-            for window in snapshot.windows:
-                state = snapshot.states[target, window.label]
-                if state.last_success is not None:
-                    last_success.add_metric(
-                        [target.endpoint, target.org, window.label], state.last_success
-                    )
+        for (target, window), state in sorted(snapshot.states.items(), key=lambda kv: kv[0]):
+            if state.last_success is not None:
+                last_success.add_metric([target.endpoint, target.org, window], state.last_success)
         build = GaugeMetricFamily(
             "devin_exporter_build_info",
             "Always 1; the exporter's version.",
@@ -217,9 +224,146 @@ class HealthCollector(_ViewCollector):
         yield from (up, auth_failing, last_success, build)
 
 
+class PullRequestCollector(_ViewCollector):
+    """Pull requests and searches per organisation (v3), for example::
+
+    devin_prs{org="org-a",state="merged",window="7d"} 212
+    devin_searches_created{org="org-a",window="7d"} 1310
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        prs = _gauge(
+            "devin_prs",
+            "Pull requests over the window by state: created, merged and closed in the "
+            "window; opened is the number still open at its end (v3).",
+            ["org", "window", "state"],
+        )
+        searches = _gauge(
+            "devin_searches_created",
+            "Searches created over the window (v3).",
+            ["org", "window"],
+        )
+        for target, window, p in self._view.fresh(PrMetrics):
+            states = {
+                "created": p.prs_created_count,
+                "opened": p.prs_opened_count,
+                "closed": p.prs_closed_count,
+                "merged": p.prs_merged_count,
+            }
+            for state, count in states.items():
+                if count is not None:
+                    prs.add_metric([target.org, window, state], count)
+        for target, window, q in self._view.fresh(SearchMetrics):
+            searches.add_metric([target.org, window], q.searches_created_count)
+        yield from (prs, searches)
+
+
+class ActiveUserCollector(_ViewCollector):
+    """Active users per organisation, for example::
+
+    devin_active_users{org="org-a",window="30d"} 41
+    devin_active_users_latest{org="org-a",period="week"} 27
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        rolling = _gauge(
+            "devin_active_users",
+            "Users with at least one session or search over the window (v3).",
+            ["org", "window"],
+        )
+        latest = GaugeMetricFamily(
+            "devin_active_users_latest",
+            "Active users in the last complete UTC day, week (from Monday) or month, by "
+            "period (v3 dau/wau/mau). Polled in the background and cached.",
+            labels=["org", "period"],
+        )
+        for target, window, a in self._view.fresh(ActiveUsers):
+            rolling.add_metric([target.org, window], a.active_users)
+        for target, period, b in self._view.fresh(LatestActiveUsers):
+            latest.add_metric([target.org, period], b.active_users)
+        yield from (rolling, latest)
+
+
+class ConsumptionCollector(_ViewCollector):
+    """ACUs consumed, from daily consumption, and the billing cycle, for example::
+
+    devin_acus_consumed{org="org-a",product="devin",window="7d"} 812.4
+    devin_billing_cycle_acus_consumed{org="org-a"} 2630.1
+    devin_billing_cycle_start_timestamp_seconds 1.7e9
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        consumed = _gauge(
+            "devin_acus_consumed",
+            "ACUs consumed over the window by product, summed over whole billing days "
+            "(they start at 08:00 UTC); windows shorter than a day are left out (v3).",
+            ["org", "window", "product"],
+        )
+        cycle = GaugeMetricFamily(
+            "devin_billing_cycle_acus_consumed",
+            "ACUs consumed since the current billing cycle began (v3). Polled in the "
+            "background and cached.",
+            labels=["org"],
+        )
+        start = GaugeMetricFamily(
+            "devin_billing_cycle_start_timestamp_seconds",
+            "Unix time the current billing cycle began (v3 enterprise consumption cycles).",
+        )
+        end = GaugeMetricFamily(
+            "devin_billing_cycle_end_timestamp_seconds",
+            "Unix time the current billing cycle ends (v3 enterprise consumption cycles).",
+        )
+        for target, window, acus in self._view.fresh(ConsumedAcus):
+            for product, value in sorted(acus.by_product.items()):
+                consumed.add_metric([target.org, window, product], value)
+            if window == "cycle":
+                cycle.add_metric([target.org], acus.total)
+        for _, _, billing in self._view.fresh(BillingCycle):
+            start.add_metric([], billing.start)
+            end.add_metric([], billing.end)
+        yield from (consumed, cycle, start, end)
+
+
+class CategoryCollector(_ViewCollector):
+    """Sessions and ACUs by category, enterprise-wide, for example::
+
+    devin_sessions_by_category{category="bug_fix",window="7d"} 310
+    devin_acus_by_category{category="bug_fix",window="7d"} 1201.5
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        sessions = _gauge(
+            "devin_sessions_by_category",
+            "Sessions over the window in the whole enterprise, by category (v3).",
+            ["category", "window"],
+        )
+        acus = _gauge(
+            "devin_acus_by_category",
+            "ACUs of the sessions over the window in the whole enterprise, by category (v3).",
+            ["category", "window"],
+        )
+        for _, window, result in self._view.fresh(SessionsByCategory):
+            for category in result.categories:
+                sessions.add_metric([category.category, window], category.sessions_count)
+                acus.add_metric([category.category, window], category.acus)
+        yield from (sessions, acus)
+
+
+_COLLECTORS: tuple[type[_ViewCollector], ...] = (
+    SessionCollector,
+    EnterpriseCollector,
+    PullRequestCollector,
+    ActiveUserCollector,
+    ConsumptionCollector,
+    CategoryCollector,
+    OrgInfoCollector,
+    HealthCollector,
+)
+
+
 def view_registry(view: View) -> CollectorRegistry:
     """A registry holding every collector of one view, ready for an exposition encoder."""
     registry = CollectorRegistry(auto_describe=False)
-    for collector in (SessionCollector, EnterpriseCollector, OrgInfoCollector, HealthCollector):
+    for collector in _COLLECTORS:
         registry.register(collector(view))
     return registry

@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from exporter.durations import Seconds
+from exporter.durations import Seconds, parse_duration
 from exporter.sharding import ordinal_from_hostname, shard_of
 from exporter.windows import Window
 
@@ -165,15 +165,28 @@ class EndpointSettings(_Section):
     interval: Seconds | None = Field(default=None, ge=1)
 
 
-def _slow(interval: str) -> Any:
-    return Field(default_factory=lambda: EndpointSettings(interval=interval))
+def _opt_in(interval: str | None = None) -> Any:
+    seconds = parse_duration(interval) if interval else None
+    return Field(default_factory=lambda: EndpointSettings(enabled=False, interval=seconds))
 
 
 class EndpointsSettings(_Section):
-    """Per endpoint group; consumption and billing data change slowly, sessions fast."""
+    """Per endpoint group; consumption and billing data change slowly, sessions fast.
+
+    The groups beyond sessions are opt-in: some need permissions a metrics-only service
+    user lacks (consumption: ManageBilling or ViewOrgConsumption), and each adds requests.
+    """
 
     sessions: EndpointSettings = EndpointSettings()
     enterprise_sessions: EndpointSettings = EndpointSettings()  # v2, needs enterprise_key
+    prs: EndpointSettings = _opt_in()
+    searches: EndpointSettings = _opt_in()
+    active_users: EndpointSettings = _opt_in()
+    active_user_buckets: EndpointSettings = _opt_in("1h")  # dau/wau/mau
+    consumption: EndpointSettings = _opt_in("1h")
+    # Enterprise-wide; need devin.enterprise_service_user_key.
+    sessions_by_category: EndpointSettings = _opt_in()
+    billing_cycles: EndpointSettings = _opt_in("6h")
 
 
 class DiscoverySettings(_Section):

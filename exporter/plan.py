@@ -4,29 +4,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
+from exporter import client as c
 from exporter.config import Settings
-from exporter.endpoints import ENDPOINTS
+from exporter.endpoints import ENDPOINTS, ENTERPRISE_TWIN
 from exporter.targets import Target
+
+# Org-level endpoint groups, each polled for every organization of the shard.
+_ORG_GROUPS = (
+    (c.V3_ORG_SESSIONS, "sessions"),
+    (c.V3_ORG_PRS, "prs"),
+    (c.V3_ORG_SEARCHES, "searches"),
+    (c.V3_ORG_ACTIVE_USERS, "active_users"),
+    (c.V3_ORG_ACTIVE_USER_BUCKETS, "active_user_buckets"),
+    (c.V3_ORG_CONSUMPTION_DAILY, "consumption"),
+)
+# Enterprise-wide groups, polled once (by shard 0) with the enterprise service user.
+_ENTERPRISE_GROUPS = (
+    (c.V3_ENTERPRISE_SESSIONS_BY_CATEGORY, "sessions_by_category"),
+    (c.V3_ENTERPRISE_CONSUMPTION_CYCLES, "billing_cycles"),
+)
 
 
 def build_targets(settings: Settings) -> list[Target]:
     """The targets of this replica's shard, for every enabled endpoint group.
 
-    Org-level endpoints get one target per org. With an enterprise key, the v2 sessions
-    endpoint gets one target per org and, on shard 0, the enterprise-wide one.
+    Org-level groups get one target per org: with the org's own or the default service
+    user key on the org endpoint, or else (enterprise mode) with the enterprise service
+    user key on the enterprise twin filtered by `org_ids`. dau/wau/mau have no enterprise
+    twin here. With an enterprise admin key, v2 sessions get one target per org and the
+    enterprise-wide one; enterprise-wide targets are polled by shard 0 only.
     """
     orgs = settings.polled_organizations
     targets: list[Target] = []
-    if settings.enabled("sessions"):
-        interval = settings.interval_of("sessions")
-        targets += [Target(V3_ORG_SESSIONS, o.id, settings.key_for(o), interval) for o in orgs]
+    for endpoint, group in _ORG_GROUPS:
+        if not settings.enabled(group):
+            continue
+        interval = settings.interval_of(group)
+        for org in orgs:
+            name = endpoint
+            if settings.through_enterprise(org):
+                if endpoint not in ENTERPRISE_TWIN:
+                    continue
+                name = ENTERPRISE_TWIN[endpoint]
+            targets.append(Target(name, org.id, settings.key_for(org), interval))
+    owns_enterprise = settings.sharding.owns_enterprise
+    service_key = settings.devin.enterprise_service_user_key
+    if service_key is not None and owns_enterprise:
+        targets += [
+            Target(endpoint, "", service_key, settings.interval_of(group))
+            for endpoint, group in _ENTERPRISE_GROUPS
+            if settings.enabled(group)
+        ]
     enterprise_key = settings.devin.enterprise_key
     if enterprise_key is not None and settings.enabled("enterprise_sessions"):
         interval = settings.interval_of("enterprise_sessions")
-        if settings.sharding.owns_enterprise:
-            targets.append(Target(V2_ENTERPRISE_SESSIONS, "", enterprise_key, interval))
-        targets += [Target(V2_ENTERPRISE_SESSIONS, o.id, enterprise_key, interval) for o in orgs]
+        if owns_enterprise:
+            targets.append(Target(c.V2_ENTERPRISE_SESSIONS, "", enterprise_key, interval))
+        targets += [Target(c.V2_ENTERPRISE_SESSIONS, o.id, enterprise_key, interval) for o in orgs]
     return targets
 
 
@@ -48,7 +82,7 @@ def request_plan(settings: Settings) -> list[PlannedRequest]:
         PlannedRequest(
             t.endpoint,
             t.org,
-            tuple(w.label for w in windows),
+            tuple(w.label for w in ENDPOINTS[t.endpoint].windows(windows)),
             ENDPOINTS[t.endpoint].requests_per_poll(windows),
             t.interval_seconds,
         )

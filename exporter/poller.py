@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, DevinAPI, DevinAPIError
 from exporter.endpoints import ENDPOINTS, Span
 from exporter.instruments import Instruments
+from exporter.models import BillingCycle
 from exporter.ratelimit import key_digest
 from exporter.targets import Target
 from exporter.windows import Window
@@ -155,12 +156,14 @@ class Poller:
         labels = {w.label for w in windows}
         old_targets = {t: t for t in self.targets}
         self.samples = {
-            (by_id[t], w): s for (t, w), s in self.samples.items() if t in by_id and w in labels
+            (by_id[t], w): s
+            for (t, w), s in self.samples.items()
+            if t in by_id and w in {x.label for x in self.windows_of(by_id[t], windows)}
         }
         self.states = {
             (t, w.label): self.states.get((t, w.label)) or WindowState()
             for t in targets
-            for w in windows
+            for w in ENDPOINTS[t.endpoint].windows(windows)
         }
         self.auth_backoff = {
             t: b
@@ -195,9 +198,13 @@ class Poller:
 
         A window a reload just added, not yet polled, does not count either way.
         """
-        states = [self.states[target, w.label] for w in self.windows]
+        states = [self.states[target, w.label] for w in self.windows_of(target)]
         polled = [s for s in states if s.last_attempt is not None]
         return bool(polled) and all(s.last_error is None for s in polled)
+
+    def windows_of(self, target: Target, windows: list[Window] | None = None) -> list[Window]:
+        """The windows (or buckets) a target's samples are kept under."""
+        return ENDPOINTS[target.endpoint].windows(self.windows if windows is None else windows)
 
     def next_poll(self, target: Target) -> datetime | None:
         backoff = self.auth_backoff.get(target)
@@ -229,7 +236,7 @@ class Poller:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
-        windows = list(self.windows)  # a reload may change the list while we wait
+        windows = self.windows_of(target)  # a reload may change the list while we wait
         started = time.perf_counter()
         endpoint = ENDPOINTS[target.endpoint]
         try:
@@ -294,6 +301,8 @@ class Poller:
             self.samples[target, window.label] = Sample(outcome, now)
             state.last_success = now
             state.last_error = None
+            if isinstance(outcome, BillingCycle):
+                self.cycle_start = outcome.start  # the `cycle` window follows Devin's cycle
         return True
 
     async def close(self) -> None:

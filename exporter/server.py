@@ -123,7 +123,7 @@ class ExporterApp:
         rows = []
         for target in self._poller.targets:
             next_poll = self._poller.next_poll(target)
-            for window in self._poller.windows:
+            for window in self._poller.windows_of(target):
                 state = self._poller.states[target, window.label]
                 error = state.last_error or ""
                 last_failure = (

@@ -20,11 +20,12 @@ import pytest
 import yaml
 
 from exporter import main
-from exporter.config import Settings, load_settings
+from exporter.config import EndpointsSettings, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.listener import Listener, listen
 
 ROOT = Path(__file__).resolve().parent.parent
+ALL_GROUPS = tuple(EndpointsSettings.model_fields)
 # A fixed "now" for in-process runs: the demo API and the exporter agree on every window.
 FIXED_NOW = 1_790_000_000.0
 
@@ -54,8 +55,9 @@ class Demo:
     def url(self) -> str:
         return self.listener.url
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings that poll this demo API with its keys and organisations."""
+    def settings(self, *, everything: bool = False, **overrides: Any) -> Settings:
+        """Settings that poll this demo API with its keys and organisations; with
+        `everything`, every opt-in endpoint group too, and the enterprise service user."""
         values: dict[str, Any] = {
             "devin": {
                 "base_url": self.url,
@@ -71,6 +73,11 @@ class Demo:
             "poll_interval": "1h",  # tests drive polls themselves
             "web": {"listen_address": "127.0.0.1:0"},
         }
+        if everything:
+            values["devin"]["enterprise_service_user_key"] = (
+                self.account.enterprise_service_user_key
+            )
+            values["endpoints"] = {group: {"enabled": True} for group in ALL_GROUPS}
         values.update(overrides)
         return load_settings(None, **values)
 
@@ -238,6 +245,19 @@ processes = contextmanager(start_processes)
 def demo_exporter(tmp_path: Path) -> Iterator[ExporterProcess]:
     """The exporter process polling a demo API process every 2 s (three orgs, four windows)."""
     yield from start_processes(tmp_path)
+
+
+@pytest.fixture
+async def running_everything(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
+    """Like `running`, with every endpoint group polled."""
+    settings = demo.settings(everything=True)
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            yield runtime
+        finally:
+            await runtime.close()
 
 
 @pytest.fixture

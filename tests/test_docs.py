@@ -24,9 +24,9 @@ def documented() -> dict[str, tuple[str, frozenset[str]]]:
 
 
 async def test_served_help_texts_begin_with_the_documented_ones(
-    running: main.Runtime, http: httpx.AsyncClient
+    running_everything: main.Runtime, http: httpx.AsyncClient
 ) -> None:
-    text = (await http.get(f"{running.url}/metrics")).text
+    text = (await http.get(f"{running_everything.url}/metrics")).text
     served = dict(re.findall(r"^# HELP (\S+) (.*)$", text, flags=re.MULTILINE))
     rows = _ROW.findall((ROOT / "docs" / "metrics.md").read_text(encoding="utf-8"))
     for name, kind, _labels, help_text in rows:
@@ -36,9 +36,9 @@ async def test_served_help_texts_begin_with_the_documented_ones(
 
 
 async def test_docs_list_exactly_the_families_served_with_their_types_and_labels(
-    running: main.Runtime, http: httpx.AsyncClient
+    running_everything: main.Runtime, http: httpx.AsyncClient
 ) -> None:
-    served = families((await http.get(f"{running.url}/metrics")).text)
+    served = families((await http.get(f"{running_everything.url}/metrics")).text)
     assert documented() == served
 
 

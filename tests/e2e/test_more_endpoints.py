@@ -1,0 +1,139 @@
+"""PRs, searches, active users, consumption, cycles and categories, end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from conftest import FIXED_NOW, Clock, Demo, wait_until
+from scrape import Series, label_values, parse, value
+
+from exporter import main
+from exporter.client import (
+    V3_ENTERPRISE_SESSIONS,
+    V3_ORG_ACTIVE_USER_BUCKETS,
+    V3_ORG_CONSUMPTION_DAILY,
+    V3_ORG_PRS,
+)
+from exporter.windows import day_start
+
+DAY = 86400
+
+
+async def get(http: httpx.AsyncClient, demo: Demo, path: str, **params: Any) -> Any:
+    key = (
+        demo.account.enterprise_service_user_key
+        if path.startswith("/v3/enterprise")
+        else demo.account.service_user_key
+    )
+    response = await http.get(
+        f"{demo.url}{path}", params=params, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert 200 == response.status_code, response.text
+    return response.json()
+
+
+async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Series:
+    return parse((await http.get(f"{runtime.url}/metrics")).text)
+
+
+async def test_prs_searches_and_active_users_equal_the_demo_api(
+    running_everything: main.Runtime, demo: Demo, http: httpx.AsyncClient
+) -> None:
+    series = await scrape(http, running_everything)
+    org = demo.account.orgs[0].id
+    span = {"time_after": int(FIXED_NOW - 7 * DAY), "time_before": int(FIXED_NOW)}
+    prs = await get(http, demo, f"/v3/organizations/{org}/metrics/prs", **span)
+    for state in ("created", "opened", "closed", "merged"):
+        assert prs[f"prs_{state}_count"] == value(
+            series, "devin_prs", org=org, window="7d", state=state
+        )
+    searches = await get(http, demo, f"/v3/organizations/{org}/metrics/searches", **span)
+    assert searches["searches_created_count"] == value(
+        series, "devin_searches_created", org=org, window="7d"
+    )
+    active = await get(http, demo, f"/v3/organizations/{org}/metrics/active-users", **span)
+    assert active["active_users"] == value(series, "devin_active_users", org=org, window="7d")
+    assert {"day", "week", "month"} == label_values(series, "devin_active_users_latest", "period")
+
+
+async def test_consumption_sums_billing_days_and_costs_one_request_per_org(
+    running_everything: main.Runtime, demo: Demo, http: httpx.AsyncClient
+) -> None:
+    series = await scrape(http, running_everything)
+    org = demo.account.orgs[1].id
+    # One request for every window (1h, 24h, 7d, 30d and the cycle), per org and poll.
+    assert 1 == demo.api.plan.requests[V3_ORG_CONSUMPTION_DAILY, org]
+    assert 3 == demo.api.plan.requests[V3_ORG_ACTIVE_USER_BUCKETS, org]
+    assert 4 == demo.api.plan.requests[V3_ORG_PRS, org]
+    start = day_start(FIXED_NOW - 7 * DAY)
+    answer = await get(
+        http,
+        demo,
+        f"/v3/organizations/{org}/consumption/daily",
+        time_after=int(start),
+        time_before=int(FIXED_NOW),
+    )
+    expected = sum(day["acus"] for day in answer["consumption_by_date"])
+    exported = sum(
+        v
+        for (name, labels), v in series.items()
+        if name == "devin_acus_consumed"
+        and dict(labels) | {"product": ""} == {"org": org, "window": "7d", "product": ""}
+    )
+    assert abs(expected - exported) < 1e-6
+    assert value(series, "devin_acus_consumed", org=org, window="1h", product="devin") is None
+    assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
+
+
+async def test_billing_cycle_and_categories_equal_the_demo_api(
+    running_everything: main.Runtime, demo: Demo, http: httpx.AsyncClient
+) -> None:
+    series = await scrape(http, running_everything)
+    cycles = await get(http, demo, "/v3/enterprise/consumption/cycles", first=200)
+    current = [c for c in cycles["items"] if c["after"] <= FIXED_NOW < c["before"]]
+    assert [current[0]["after"]] == [value(series, "devin_billing_cycle_start_timestamp_seconds")]
+    assert current[0]["after"] == running_everything.poller.cycle_start
+    categories = await get(
+        http,
+        demo,
+        "/v3/enterprise/metrics/sessions-by-category",
+        time_after=int(FIXED_NOW - DAY),
+        time_before=int(FIXED_NOW),
+    )
+    for category in categories["categories"]:
+        assert category["sessions_count"] == value(
+            series, "devin_sessions_by_category", category=category["category"], window="24h"
+        )
+
+
+async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
+    demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    settings = demo.settings(
+        devin={
+            "base_url": demo.url,
+            "enterprise_service_user_key": demo.account.enterprise_service_user_key,
+            "retry_initial_backoff": "10ms",
+        }
+    )
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            series = await scrape(http, runtime)
+        finally:
+            await runtime.close()
+    org = demo.account.orgs[2].id
+    assert {V3_ENTERPRISE_SESSIONS} == {t.endpoint for t in runtime.poller.targets}
+    direct = await get(
+        http,
+        demo,
+        f"/v3/organizations/{org}/metrics/sessions",
+        time_after=int(FIXED_NOW - DAY),
+        time_before=int(FIXED_NOW),
+    )
+    assert direct["sessions_created_count"] == value(
+        series, "devin_sessions_created", org=org, window="24h"
+    )
+    assert 1 == value(series, "devin_up", endpoint=V3_ENTERPRISE_SESSIONS, org=org)
