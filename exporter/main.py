@@ -9,19 +9,22 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
-from exporter.client import DevinClient, RetryPolicy
-from exporter.config import ConfigError, Settings, load_settings
+from exporter.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.config import ConfigError, Organization, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.faults import FaultPlan
+from exporter.discovery import list_organizations, merge
 from exporter.exposition import Exposition
 from exporter.instruments import Instruments
 from exporter.listener import Listener, listen
@@ -35,12 +38,19 @@ from exporter.webconfig import WebSecurity
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
 
-_KEY_PREFIXES = {"service_user_key": "cog_", "enterprise_key": "apk_user_"}
+_KEY_PREFIXES = {
+    "service_user_key": "cog_",
+    "enterprise_key": "apk_user_",
+    "enterprise_service_user_key": "cog_",
+}
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The one HTTP client to Devin; the caller closes it."""
-    keys = {key_digest(t.key) for t in build_targets(settings)}
+    devin = settings.devin
+    configured = [devin.service_user_key, devin.enterprise_key, devin.enterprise_service_user_key]
+    configured += [o.service_user_key for o in settings.organizations]
+    keys = {key_digest(k) for k in configured if k is not None}
     return httpx.AsyncClient(
         base_url=settings.devin.base_url,
         timeout=settings.devin.timeout,
@@ -79,13 +89,47 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
 class Runtime:
     """Everything that runs, built once from the settings; `close()` stops it all."""
 
-    settings: Settings
+    settings: Settings  # as configured; discovery adds organizations to a copy
     registry: CollectorRegistry  # the exporter's own counters, rendered per scrape
     client: DevinClient
     poller: Poller
     exposition: Exposition
     scheduler: AsyncIOScheduler | None = None
     listener: Listener | None = None
+    discovered: list[Organization] | None = None  # the latest successful listing
+
+    @property
+    def effective(self) -> Settings:
+        """The settings with the discovered organizations merged in."""
+        if self.discovered is None:
+            return self.settings
+        return self.settings.with_organizations(merge(self.settings, self.discovered))
+
+    @property
+    def ready(self) -> bool:
+        """Every target polled once; with discovery, after its first listing too."""
+        if self.settings.discovery.enabled and self.discovered is None:
+            return False
+        return self.poller.ready or not self.poller.targets
+
+    async def discover(self) -> None:
+        """List the organizations, and poll the ones that are new, and drop the gone."""
+        try:
+            found = await list_organizations(self.client, self.settings)
+        except DevinAPIError as err:
+            log.warning("discovery_failed", reason=err.reason, status=err.status)
+            return
+        before = {o.id for o in self.effective.organizations}
+        self.discovered = found
+        after = {o.id for o in self.effective.organizations}
+        if before != after or not self.poller.targets:
+            log.info(
+                "organizations_discovered",
+                total=len(after),
+                added=",".join(sorted(after - before)) or None,
+                removed=",".join(sorted(before - after)) or None,
+            )
+        self._apply(self.effective)
 
     @property
     def url(self) -> str:
@@ -104,17 +148,20 @@ class Runtime:
             log.warning("reload_needs_restart", keys=",".join(pending))
         configure_logging(new.log.level, new.log.format)
         self.client.retry_policy = _retry_policy(new)
-        self.exposition.organizations = new.polled_organizations
-        self.exposition.stale_after_seconds = new.stale_after_seconds
-        targets = build_targets(new)
-        self.client.retain_keys([t.key for t in targets])
-        self.poller.reconfigure(targets, list(new.windows))
         self.settings = new
+        self._apply(self.effective)
         log.info(
             "config_reloaded",
             targets=len(self.poller.targets),
             windows=",".join(w.label for w in new.windows),
         )
+
+    def _apply(self, effective: Settings) -> None:
+        self.exposition.organizations = effective.polled_organizations
+        self.exposition.stale_after_seconds = effective.stale_after_seconds
+        targets = build_targets(effective)
+        self.client.retain_keys([t.key for t in targets])
+        self.poller.reconfigure(targets, list(effective.windows))
 
     async def close(self) -> None:
         """Stop polling (cancelling requests in flight), then stop serving."""
@@ -167,6 +214,16 @@ async def start(
     runtime = build(settings, http, clock=clock)
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
+    if settings.discovery.enabled:
+        scheduler.add_job(
+            runtime.discover,
+            IntervalTrigger(seconds=settings.discovery.interval, jitter=30),
+            id="discovery",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
     scheduler.start()
     runtime.scheduler = scheduler
     try:
@@ -177,6 +234,7 @@ async def start(
             runtime.exposition,
             runtime.poller,
             alive=lambda: scheduler.running,
+            ready=lambda: runtime.ready,
             middlewares=[security.middleware] if security else [],
             clock=clock,
         ).app()
@@ -195,6 +253,7 @@ def _warn_on_odd_keys(settings: Settings) -> None:
     keys: list[tuple[str, Any]] = [
         ("devin.service_user_key", settings.devin.service_user_key),
         ("devin.enterprise_key", settings.devin.enterprise_key),
+        ("devin.enterprise_service_user_key", settings.devin.enterprise_service_user_key),
     ]
     keys += [
         (f"organizations[{o.id}].service_user_key", o.service_user_key)

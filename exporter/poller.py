@@ -190,7 +190,8 @@ class Poller:
         It stays true after a reload adds targets: their first poll is no reason to take
         the exporter out of a load balancer.
         """
-        self._ready = self._ready or len(self._polled) == len(self.targets)
+        # Not with no targets at all: discovery may not have found any yet.
+        self._ready = self._ready or (bool(self.targets) and self._polled >= set(self.targets))
         return self._ready
 
     def up(self, target: Target) -> bool:

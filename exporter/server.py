@@ -74,12 +74,14 @@ class ExporterApp:
         poller: Poller,
         *,
         alive: Callable[[], bool],
+        ready: Callable[[], bool] | None = None,
         middlewares: Iterable[web.middleware] = (),  # type: ignore[valid-type]
         clock: Clock = time.time,
     ) -> None:
         self._exposition = exposition
         self._poller = poller
         self._alive = alive
+        self._ready = ready or (lambda: poller.ready)
         self._middlewares = list(middlewares)
         self._clock = clock
 
@@ -114,7 +116,7 @@ class ExporterApp:
         return web.Response(status=503, text="scheduler stopped\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self._poller.ready:
+        if self._ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="waiting for the first poll of every target\n")
 
@@ -146,7 +148,7 @@ class ExporterApp:
                 )
         page = _PAGE.format(
             version=html.escape(__version__),
-            ready="ready" if self._poller.ready else "starting",
+            ready="ready" if self._ready() else "starting",
             rows="\n".join(rows),
         )
         return web.Response(text=page, content_type="text/html")

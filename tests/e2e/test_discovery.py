@@ -1,0 +1,109 @@
+"""Organization discovery: every page listed, new orgs polled, removed orgs' series gone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from conftest import FIXED_NOW, Clock, Demo, wait_until
+from scrape import label_values, parse
+
+from exporter import main
+from exporter.client import V2_ENTERPRISE_ORGANIZATIONS, V3_ENTERPRISE_ORGANIZATIONS
+from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.listener import listen
+
+ORGS = 7
+
+
+@asynccontextmanager
+async def demo_api() -> AsyncIterator[Demo]:
+    api = DemoAPI(DemoAccount.generate(ORGS, seed=3), clock=lambda: FIXED_NOW)
+    listener = await listen(api.app(), "127.0.0.1:0")
+    try:
+        yield Demo(api, listener)
+    finally:
+        await listener.close()
+
+
+@asynccontextmanager
+async def exporter(demo: Demo, **discovery: Any) -> AsyncIterator[main.Runtime]:
+    settings = demo.settings(
+        devin={
+            "base_url": demo.url,
+            "enterprise_service_user_key": demo.account.enterprise_service_user_key,
+            "retry_initial_backoff": "10ms",
+        },
+        organizations=[],
+        discovery={"enabled": True, "page_size": 3, **discovery},
+    )
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=Clock())
+        try:
+            await wait_until(lambda: runtime.ready)
+            yield runtime
+        finally:
+            await runtime.close()
+
+
+async def orgs_served(http: httpx.AsyncClient, runtime: main.Runtime) -> set[str]:
+    series = parse((await http.get(f"{runtime.url}/metrics")).text)
+    return label_values(series, "devin_sessions_created", "org")
+
+
+async def test_discovery_follows_every_page_and_tracks_added_and_removed_orgs(
+    http: httpx.AsyncClient,
+) -> None:
+    async with demo_api() as demo, exporter(demo) as runtime:
+        ids = {o.id for o in demo.account.orgs}
+        # Seven organizations at three a page: three pages.
+        assert 3 == demo.api.plan.requests[V3_ENTERPRISE_ORGANIZATIONS, ""]
+        assert ids == await orgs_served(http, runtime)
+        assert 200 == (await http.get(f"{runtime.url}/readyz")).status_code
+
+        added = await http.post(
+            f"{demo.url}/_demo/orgs", json={"id": "org-new000001", "name": "New team"}
+        )
+        assert 200 == added.status_code
+        gone = sorted(ids)[0]
+        assert 200 == (await http.delete(f"{demo.url}/_demo/orgs/{gone}")).status_code
+        await runtime.discover()
+        await wait_until(lambda: runtime.poller.up(_target(runtime, "org-new000001")))
+        served = await orgs_served(http, runtime)
+        assert (ids - {gone}) | {"org-new000001"} == served
+        series = parse((await http.get(f"{runtime.url}/metrics")).text)
+        assert (
+            "devin_org_info",
+            frozenset({("org", "org-new000001"), ("name", "New team")}),
+        ) in series
+
+
+async def test_include_and_exclude_patterns_filter_discovered_orgs(
+    http: httpx.AsyncClient,
+) -> None:
+    async with demo_api() as demo:
+        ids = sorted(o.id for o in demo.account.orgs)
+        async with exporter(demo, include=["org-demo000[0-4]"], exclude=[ids[0]]) as runtime:
+            assert set(ids[1:5]) == await orgs_served(http, runtime)
+
+
+async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
+    http: httpx.AsyncClient,
+) -> None:
+    async with demo_api() as demo:
+        settings = demo.settings(organizations=[], discovery={"enabled": True, "page_size": 5})
+        async with main.http_client(settings) as client:
+            runtime = await main.start(settings, client, clock=Clock())
+            try:
+                await wait_until(lambda: runtime.ready)
+                served = await orgs_served(http, runtime)
+            finally:
+                await runtime.close()
+        assert {o.id for o in demo.account.orgs} == served
+        assert 2 == demo.api.plan.requests[V2_ENTERPRISE_ORGANIZATIONS, ""]
+
+
+def _target(runtime: main.Runtime, org: str) -> Any:
+    return next(t for t in runtime.poller.targets if t.org == org)
