@@ -21,7 +21,13 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.client import DevinAPIError, DevinClient, RetryPolicy
-from exporter.config import ConfigError, Organization, Settings, load_settings
+from exporter.config import (
+    ConfigError,
+    EndpointsSettings,
+    Organization,
+    Settings,
+    load_settings,
+)
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.faults import FaultPlan
 from exporter.discovery import list_organizations, merge
@@ -344,11 +350,17 @@ def demo_settings(
         path,
         **{
             "poll_interval": "30s",
+            # The demo shows everything: every endpoint group, on the demo's own pace.
+            "endpoints": {
+                group: {"enabled": True, "interval": "1m"}
+                for group in EndpointsSettings.model_fields
+            },
             **overrides,
             "devin": {
                 "base_url": url,
                 "service_user_key": account.service_user_key,
                 "enterprise_key": account.enterprise_key,
+                "enterprise_service_user_key": account.enterprise_service_user_key,
             },
             "organizations": [{"id": o.id, "name": o.name} for o in account.orgs],
         },
@@ -384,6 +396,9 @@ async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path 
     print(f"demo Devin API on {listener.url}", flush=True)
     print(f"  service user key (cog_):    {account.service_user_key}", flush=True)
     print(f"  enterprise key (apk_user_): {account.enterprise_key}", flush=True)
+    print(
+        f"  enterprise service user key (cog_): {account.enterprise_service_user_key}", flush=True
+    )
     for org in account.orgs:
         print(f"  organization {org.id}  {org.name}", flush=True)
     try:

@@ -187,23 +187,27 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
         text = demo_out.read_text(encoding="utf-8")
         cog = re.search(r"\(cog_\):\s+(\S+)", text)
         apk = re.search(r"\(apk_user_\):\s+(\S+)", text)
+        enterprise_cog = re.search(r"enterprise service user key \(cog_\):\s+(\S+)", text)
         orgs = re.findall(r"organization (\S+)  (.+)", text)
         assert cog is not None, text
         assert apk is not None, text
+        assert enterprise_cog is not None, text
         assert orgs, text
-        keys = [cog.group(1), apk.group(1)]
+        keys = [cog.group(1), apk.group(1), enterprise_cog.group(1)]
         (tmp_path / "cog.key").write_text(keys[0] + "\n")
         document: dict[str, Any] = {
             "devin": {
                 "base_url": demo_url,
                 "service_user_key_file": str(tmp_path / "cog.key"),
                 "enterprise_key": keys[1],
+                "enterprise_service_user_key": keys[2],
                 "requests_per_second": 100,
                 "retry_initial_backoff": "10ms",
                 "retry_max_backoff": "50ms",
             },
             "organizations": [{"id": o, "name": n} for o, n in orgs],
             "poll_interval": "2s",
+            "endpoints": {group: {"enabled": True, "interval": "2s"} for group in ALL_GROUPS},
             "web": {"listen_address": "127.0.0.1:0"},
             "log": {"level": "debug"},
             **config,
