@@ -60,6 +60,9 @@ def test_config_example_documents_every_top_level_section() -> None:
         "requests_per_second:",
         "max_attempts:",
         "sharding:",
+        "endpoints:",
+        "discovery:",
+        "enterprise_service_user_key_file:",
     ):
         assert key in example
 
