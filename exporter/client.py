@@ -330,41 +330,38 @@ class DevinClient:
     async def org_prs(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
     ) -> PrMetrics:
-        return await self._get(
-            _Request(
-                V3_ORG_PRS,
-                f"/v3/organizations/{org_id}/metrics/prs",
-                key,
-                _window(time_after, time_before),
-                PrMetrics,
-            )
+        return await self._windowed(
+            V3_ORG_PRS,
+            f"/v3/organizations/{org_id}/metrics/prs",
+            PrMetrics,
+            key,
+            time_after,
+            time_before,
         )
 
     async def org_searches(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
     ) -> SearchMetrics:
-        return await self._get(
-            _Request(
-                V3_ORG_SEARCHES,
-                f"/v3/organizations/{org_id}/metrics/searches",
-                key,
-                _window(time_after, time_before),
-                SearchMetrics,
-            )
+        return await self._windowed(
+            V3_ORG_SEARCHES,
+            f"/v3/organizations/{org_id}/metrics/searches",
+            SearchMetrics,
+            key,
+            time_after,
+            time_before,
         )
 
     async def org_active_users(
         self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
     ) -> ActiveUsers:
         """Unique users with at least one session or search over the whole range."""
-        return await self._get(
-            _Request(
-                V3_ORG_ACTIVE_USERS,
-                f"/v3/organizations/{org_id}/metrics/active-users",
-                key,
-                _window(time_after, time_before),
-                ActiveUsers,
-            )
+        return await self._windowed(
+            V3_ORG_ACTIVE_USERS,
+            f"/v3/organizations/{org_id}/metrics/active-users",
+            ActiveUsers,
+            key,
+            time_after,
+            time_before,
         )
 
     async def org_active_user_buckets(
@@ -414,53 +411,53 @@ class DevinClient:
     async def enterprise_metric_sessions(
         self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
     ) -> SessionMetrics:
-        return await self._get(
-            _Request(
-                V3_ENTERPRISE_SESSIONS,
-                "/v3/enterprise/metrics/sessions",
-                key,
-                _window(time_after, time_before, org_ids),
-                SessionMetrics,
-            )
+        return await self._windowed(
+            V3_ENTERPRISE_SESSIONS,
+            "/v3/enterprise/metrics/sessions",
+            SessionMetrics,
+            key,
+            time_after,
+            time_before,
+            org_ids,
         )
 
     async def enterprise_prs(
         self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
     ) -> PrMetrics:
-        return await self._get(
-            _Request(
-                V3_ENTERPRISE_PRS,
-                "/v3/enterprise/metrics/prs",
-                key,
-                _window(time_after, time_before, org_ids),
-                PrMetrics,
-            )
+        return await self._windowed(
+            V3_ENTERPRISE_PRS,
+            "/v3/enterprise/metrics/prs",
+            PrMetrics,
+            key,
+            time_after,
+            time_before,
+            org_ids,
         )
 
     async def enterprise_searches(
         self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
     ) -> SearchMetrics:
-        return await self._get(
-            _Request(
-                V3_ENTERPRISE_SEARCHES,
-                "/v3/enterprise/metrics/searches",
-                key,
-                _window(time_after, time_before, org_ids),
-                SearchMetrics,
-            )
+        return await self._windowed(
+            V3_ENTERPRISE_SEARCHES,
+            "/v3/enterprise/metrics/searches",
+            SearchMetrics,
+            key,
+            time_after,
+            time_before,
+            org_ids,
         )
 
     async def enterprise_active_users(
         self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
     ) -> ActiveUsers:
-        return await self._get(
-            _Request(
-                V3_ENTERPRISE_ACTIVE_USERS,
-                "/v3/enterprise/metrics/active-users",
-                key,
-                _window(time_after, time_before, org_ids),
-                ActiveUsers,
-            )
+        return await self._windowed(
+            V3_ENTERPRISE_ACTIVE_USERS,
+            "/v3/enterprise/metrics/active-users",
+            ActiveUsers,
+            key,
+            time_after,
+            time_before,
+            org_ids,
         )
 
     async def enterprise_consumption_daily(
@@ -484,14 +481,14 @@ class DevinClient:
     async def enterprise_sessions_by_category(
         self, key: SecretStr, *, time_after: int, time_before: int, org_ids: Sequence[str] = ()
     ) -> SessionsByCategory:
-        return await self._get(
-            _Request(
-                V3_ENTERPRISE_SESSIONS_BY_CATEGORY,
-                "/v3/enterprise/metrics/sessions-by-category",
-                key,
-                _window(time_after, time_before, org_ids),
-                SessionsByCategory,
-            )
+        return await self._windowed(
+            V3_ENTERPRISE_SESSIONS_BY_CATEGORY,
+            "/v3/enterprise/metrics/sessions-by-category",
+            SessionsByCategory,
+            key,
+            time_after,
+            time_before,
+            org_ids,
         )
 
     async def enterprise_consumption_cycles(
@@ -608,6 +605,21 @@ class DevinClient:
             params["after"] = cursor
         raise DevinAPIError(
             "invalid_response", status=200, detail=f"pagination: more than {MAX_PAGES} pages"
+        )
+
+    async def _windowed(
+        self,
+        endpoint: str,
+        path: str,
+        model: type[_Model],
+        key: SecretStr,
+        time_after: int,
+        time_before: int,
+        org_ids: Sequence[str] = (),
+    ) -> _Model:
+        """A metrics request over [time_after, time_before], optionally for some orgs."""
+        return await self._get(
+            _Request(endpoint, path, key, _window(time_after, time_before, org_ids), model)
         )
 
     async def _get(self, request: _Request[_Model]) -> _Model:
