@@ -109,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         index, count = args.shard
         overrides["sharding"] = {"index": index, "count": count}
     demo = bool(getattr(args, "demo", False)) and args.command != "check-config"
+    if demo and getattr(args, "explain", False):
+        print(
+            "devin-exporter: --explain takes a config; --demo polls the built-in demo API",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     try:
         if demo:
             return asyncio.run(app.run_with_demo(path, overrides, once=args.command == "once"))

@@ -25,14 +25,14 @@ from exporter.models import (
     SessionMetrics,
     SessionsByCategory,
 )
-from exporter.poller import Snapshot, fresh_samples
+from exporter.poller import Snapshot, fresh_samples, stale_after_for
 from exporter.targets import Target
 
 _Value = TypeVar("_Value", bound=BaseModel)
 
 _CACHED = (
-    " Polled in the background every poll_interval and cached; the window label is the"
-    " period that ends at the last successful poll."
+    " Polled in the background (every poll_interval, or its endpoint group's interval) and"
+    " cached; the window label is the period that ends at the last successful poll."
 )
 
 
@@ -61,9 +61,9 @@ class View:
     def expires_at(self) -> float:
         """When the first fresh sample turns stale, and this view with it."""
         deadlines = [
-            s.fetched_at + self.stale_after_seconds
-            for s in self.snapshot.samples.values()
-            if s.fetched_at + self.stale_after_seconds >= self.now
+            deadline
+            for (t, _), s in self.snapshot.samples.items()
+            if (deadline := s.fetched_at + stale_after_for(t, self.stale_after_seconds)) >= self.now
         ]
         return min(deadlines, default=float("inf"))
 
@@ -295,8 +295,8 @@ class ConsumptionCollector(_ViewCollector):
     def collect(self) -> Iterator[Metric]:
         consumed = _gauge(
             "devin_acus_consumed",
-            "ACUs consumed over the window by product, summed over whole billing days "
-            "(they start at 08:00 UTC); windows shorter than a day are left out (v3).",
+            "ACUs consumed over the window by product: the billing days (from 08:00 UTC) "
+            "that start inside it; windows shorter than a day are left out (v3).",
             ["org", "window", "product"],
         )
         cycle = GaugeMetricFamily(

@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from exporter.durations import Seconds, parse_duration
+from exporter.durations import Seconds
 from exporter.sharding import ordinal_from_hostname, shard_of
 from exporter.windows import Window
 
@@ -165,9 +165,8 @@ class EndpointSettings(_Section):
     interval: Seconds | None = Field(default=None, ge=1)
 
 
-def _opt_in(interval: str | None = None) -> Any:
-    seconds = parse_duration(interval) if interval else None
-    return Field(default_factory=lambda: EndpointSettings(enabled=False, interval=seconds))
+def _opt_in() -> Any:
+    return Field(default_factory=lambda: EndpointSettings(enabled=False))
 
 
 class EndpointsSettings(_Section):
@@ -182,11 +181,18 @@ class EndpointsSettings(_Section):
     prs: EndpointSettings = _opt_in()
     searches: EndpointSettings = _opt_in()
     active_users: EndpointSettings = _opt_in()
-    active_user_buckets: EndpointSettings = _opt_in("1h")  # dau/wau/mau
-    consumption: EndpointSettings = _opt_in("1h")
+    active_user_buckets: EndpointSettings = _opt_in()  # dau/wau/mau
+    consumption: EndpointSettings = _opt_in()
     # Enterprise-wide; need devin.enterprise_service_user_key.
     sessions_by_category: EndpointSettings = _opt_in()
-    billing_cycles: EndpointSettings = _opt_in("6h")
+    billing_cycles: EndpointSettings = _opt_in()
+
+    # Slow-changing groups poll less often unless told otherwise (seconds).
+    DEFAULT_INTERVALS: ClassVar[dict[str, float]] = {
+        "active_user_buckets": 3600.0,
+        "consumption": 3600.0,
+        "billing_cycles": 6 * 3600.0,
+    }
 
 
 class DiscoverySettings(_Section):
@@ -360,7 +366,9 @@ class Settings(BaseSettings):
     def interval_of(self, group: str) -> float:
         """Seconds between polls of an endpoint group."""
         endpoint: EndpointSettings = getattr(self.endpoints, group)
-        return endpoint.interval if endpoint.interval is not None else self.poll_interval
+        if endpoint.interval is not None:
+            return endpoint.interval
+        return max(self.poll_interval, EndpointsSettings.DEFAULT_INTERVALS.get(group, 0.0))
 
     def enabled(self, group: str) -> bool:
         endpoint: EndpointSettings = getattr(self.endpoints, group)

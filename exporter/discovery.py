@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from pydantic import ValidationError
 
 from exporter.client import DevinAPI, DevinAPIError
 from exporter.config import Organization, Settings
@@ -23,7 +24,14 @@ async def list_organizations(api: DevinAPI, settings: Settings) -> list[Organiza
         found = await api.v2_organizations(devin.enterprise_key, page_size=discovery.page_size)
     else:  # excluded by the settings' validation
         raise DevinAPIError("client_error", detail="no key may list organizations")
-    return [Organization(id=o.org_id, name=o.name or None) for o in found]
+    organizations = []
+    for summary in found:
+        try:
+            organizations.append(Organization(id=summary.org_id, name=summary.name or None))
+        except ValidationError:
+            # One odd id must not stop the others from being polled.
+            log.warning("organization_skipped", reason="invalid_id", id=summary.org_id[:64])
+    return organizations
 
 
 def merge(settings: Settings, discovered: list[Organization]) -> list[Organization]:

@@ -90,8 +90,9 @@ CYCLE = Window(31 * _DAY, "cycle")
 @dataclass(frozen=True)
 class DailyConsumptionEndpoint(Endpoint):
     """Daily consumption: one request per poll; each window sums the billing days that
-    start inside it, so windows shorter than a day are left out and `cycle` is always
-    there (for devin_billing_cycle_acus_consumed)."""
+    start inside it (`today` and `cycle` begin on a day's start, so they are exact), so
+    windows shorter than a day are left out and `cycle` is always there (for
+    devin_billing_cycle_acus_consumed)."""
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         kept = [w for w in configured if w.calendar or w.seconds >= _DAY]
@@ -103,8 +104,9 @@ class DailyConsumptionEndpoint(Endpoint):
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        starts = {w.label: day_start(span.start_of(w)) for w in windows}
-        answer = await _outcome(self.ask, api, target, min(starts.values()), span.now)
+        starts = {w.label: span.start_of(w) for w in windows}
+        first_day = day_start(min(starts.values()))
+        answer = await _outcome(self.ask, api, target, first_day, span.now)
         if not isinstance(answer, DailyConsumption):
             return dict.fromkeys(starts, answer)
         return {label: _consumed_since(answer, start) for label, start in starts.items()}

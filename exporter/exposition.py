@@ -1,10 +1,10 @@
-"""/metrics bodies from pre-rendered bytes: Devin's values once per change, the rest per scrape.
+"""/metrics bodies from pre-rendered bytes: rendered once per change, not once per scrape.
 
 The snapshot's families (tens of thousands of series for a large enterprise) are rendered
-in a worker thread when the poller reports a change, in both formats, plain and gzipped.
-A scrape then only renders the exporter's own few counters and appends them. For gzip,
-the snapshot part is deflated once with a sync flush and the compressor is kept: a scrape
-copies it and deflates only its own tail, so the body stays one valid gzip member.
+in a worker thread, in both formats, plain and gzipped, when a scrape finds that the
+poller has moved on. The exporter's own counters are rendered as a separate tail, again
+only when they changed. For gzip, the snapshot part is deflated with a sync flush and the
+compressor kept: the tail is deflated from a copy of it, so the body is one gzip member.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -21,6 +21,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from exporter.collector import View, view_registry
 from exporter.config import Organization
+from exporter.instruments import Instruments
 from exporter.poller import Poller
 
 Clock = Callable[[], float]
@@ -46,19 +47,26 @@ class _Part:
         gzipped, compressor = _deflated_prefix(plain)
         return cls(plain, gzipped, compressor)
 
-    def with_tail(self, tail: bytes, *, gzip: bool) -> bytes:
+    def head(self, *, gzip: bool) -> bytes:
+        return self.gzipped if gzip else self.plain
+
+    def tail(self, own: bytes, *, gzip: bool) -> bytes:
+        """The exporter's own families after this part: deflated from where it left off."""
         if not gzip:
-            return self.plain + tail
+            return own
         compressor = self.compressor.copy()
-        return self.gzipped + compressor.compress(tail) + compressor.flush()
+        return compressor.compress(own) + compressor.flush()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Rendered:
     version: int
     expires_at: float
     text: _Part
     openmetrics: _Part
+    # Tails for the exporter's own families, by (openmetrics, gzip), for one version of
+    # them: between polls, a scrape is two cached byte strings.
+    tails: dict[tuple[bool, bool], tuple[int, bytes]] = field(default_factory=dict)
 
 
 def _render(view: View) -> _Rendered:
@@ -73,11 +81,16 @@ def _render(view: View) -> _Rendered:
 
 
 class Exposition:
-    """Keeps the rendered snapshot current and assembles a body per scrape."""
+    """Renders the snapshot when a scrape finds it changed, and assembles each body.
+
+    Rendering happens on demand, not on every poll: a poll cycle landing target by target
+    costs no renders unless someone scrapes, and then one per scrape at most.
+    """
 
     def __init__(
         self,
         poller: Poller,
+        instruments: Instruments,
         own_registry: CollectorRegistry,
         organizations: list[Organization],
         stale_after_seconds: float,
@@ -85,33 +98,27 @@ class Exposition:
         clock: Clock = time.time,
     ) -> None:
         self._poller = poller
+        self._instruments = instruments
         self._own = own_registry
         self.organizations = organizations
         self.stale_after_seconds = stale_after_seconds
         self._clock = clock
         self._rendered: _Rendered | None = None
         self._rendering: asyncio.Task[_Rendered] | None = None
-        poller.on_change(self._start_render)
 
-    def _start_render(self) -> None:
-        """Render the latest snapshot in a worker thread, unless a render is under way."""
-        if self._rendering is not None and not self._rendering.done():
-            return  # it will be followed by another if the version moved on meanwhile
-        view = View(
-            snapshot=self._poller.snapshot(),
-            organizations=tuple(self.organizations),
-            stale_after_seconds=self.stale_after_seconds,
-            now=self._clock(),
-        )
-        self._rendering = asyncio.get_running_loop().create_task(asyncio.to_thread(_render, view))
-        self._rendering.add_done_callback(self._rendered_done)
-
-    def _rendered_done(self, task: asyncio.Task[_Rendered]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return
-        self._rendered = task.result()
-        if self._rendered.version != self._poller.version:
-            self._start_render()
+    def _start_render(self) -> asyncio.Task[_Rendered]:
+        """Render the latest snapshot in a worker thread, or join the render under way."""
+        if self._rendering is None or self._rendering.done():
+            view = View(
+                snapshot=self._poller.snapshot(),
+                organizations=tuple(self.organizations),
+                stale_after_seconds=self.stale_after_seconds,
+                now=self._clock(),
+            )
+            self._rendering = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(_render, view)
+            )
+        return self._rendering
 
     async def _current(self) -> _Rendered:
         """The latest rendering; waits for a new one if it is behind the poller or stale."""
@@ -123,20 +130,28 @@ class Exposition:
                 and self._clock() < rendered.expires_at
             ):
                 return rendered
-            if rendered is not None and self._clock() >= rendered.expires_at:
-                self._rendered = None
-            if self._rendering is None or self._rendering.done():
-                self._start_render()
-            assert self._rendering is not None
-            await asyncio.shield(self._rendering)
+            self._rendered = await asyncio.shield(self._start_render())
 
-    async def body(self, *, openmetrics: bool, gzip: bool) -> bytes:
-        """The whole exposition in one format, gzipped or not."""
+    def _own_tail(self, rendered: _Rendered, *, openmetrics: bool, gzip: bool) -> bytes:
+        version = self._instruments.version
+        cached = rendered.tails.get((openmetrics, gzip))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        own = (
+            generate_openmetrics(self._own)  # type: ignore[no-untyped-call]
+            if openmetrics
+            else generate_latest(self._own)
+        )
+        part = rendered.openmetrics if openmetrics else rendered.text
+        tail: bytes = part.tail(own, gzip=gzip)
+        rendered.tails[openmetrics, gzip] = (version, tail)
+        return tail
+
+    async def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, bytes]:
+        """The whole exposition in one format, as two pieces to send one after the other."""
         rendered = await self._current()
-        if openmetrics:
-            tail = generate_openmetrics(self._own)  # type: ignore[no-untyped-call]
-            return rendered.openmetrics.with_tail(tail, gzip=gzip)
-        return rendered.text.with_tail(generate_latest(self._own), gzip=gzip)
+        part = rendered.openmetrics if openmetrics else rendered.text
+        return part.head(gzip=gzip), self._own_tail(rendered, openmetrics=openmetrics, gzip=gzip)
 
     async def close(self) -> None:
         if self._rendering is not None and not self._rendering.done():

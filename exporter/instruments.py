@@ -21,6 +21,7 @@ class Instruments:
     """Counts what the client and the poller do; every known label set starts at 0."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.version = 0  # bumped on every change, so a rendering can be reused until then
         self.api_requests = Counter(
             "devin_exporter_api_requests",
             "HTTP responses received from Devin's API, by HTTP status code.",
@@ -54,6 +55,7 @@ class Instruments:
 
     def start_at_zero(self, targets: Iterable[tuple[str, str]]) -> None:
         """Create every (endpoint, org) series so rate() works from the first scrape."""
+        self.version += 1
         for endpoint, org in targets:
             self.poll_duration.labels(endpoint)
             for reason in ("timeout", "connection", "rate_limited", "server_error"):
@@ -63,6 +65,7 @@ class Instruments:
 
     def forget(self, targets: Iterable[tuple[str, str]]) -> None:
         """Drop the series of targets a reload removed."""
+        self.version += 1
         for endpoint, org in targets:
             for reason in REASONS:
                 with suppress(KeyError):
@@ -70,9 +73,20 @@ class Instruments:
 
     def response(self, endpoint: str, code: int) -> None:
         self.api_requests.labels(endpoint, str(code)).inc()
+        self.version += 1
 
     def retry(self, endpoint: str, reason: str) -> None:
         self.api_retries.labels(endpoint, reason).inc()
+        self.version += 1
 
     def waited(self, seconds: float) -> None:
         self.rate_limit_wait.inc(seconds)
+        self.version += 1
+
+    def poll_failed(self, endpoint: str, org: str, reason: str) -> None:
+        self.poll_errors.labels(endpoint, org, reason).inc()
+        self.version += 1
+
+    def polled(self, endpoint: str, seconds: float) -> None:
+        self.poll_duration.labels(endpoint).observe(seconds)
+        self.version += 1

@@ -154,8 +154,12 @@ class Runtime:
             log.warning("reload_needs_restart", keys=",".join(pending))
         configure_logging(new.log.level, new.log.format)
         self.client.retry_policy = _retry_policy(new)
+        if not new.discovery.enabled:
+            self.discovered = None
         self.settings = new
         self._apply(self.effective)
+        if self.scheduler is not None:
+            schedule_discovery(self.scheduler, self)
         log.info(
             "config_reloaded",
             targets=len(self.poller.targets),
@@ -208,9 +212,38 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         clock=clock,
     )
     exposition = Exposition(
-        poller, registry, settings.polled_organizations, settings.stale_after_seconds, clock=clock
+        poller,
+        instruments,
+        registry,
+        settings.polled_organizations,
+        settings.stale_after_seconds,
+        clock=clock,
     )
     return Runtime(settings, registry, client, poller, exposition)
+
+
+def schedule_discovery(scheduler: AsyncIOScheduler, runtime: Runtime) -> None:
+    """Keep the discovery job in line with the settings: add, re-time or remove it."""
+    discovery = runtime.settings.discovery
+    job = scheduler.get_job("discovery")
+    if not discovery.enabled:
+        if job is not None:
+            job.remove()
+        return
+    trigger = IntervalTrigger(seconds=discovery.interval, jitter=min(30, discovery.interval / 10))
+    if job is not None:
+        if job.trigger.interval.total_seconds() != discovery.interval:
+            job.reschedule(trigger)
+        return
+    scheduler.add_job(
+        runtime.discover,
+        trigger,
+        id="discovery",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
 
 
 async def start(
@@ -220,16 +253,7 @@ async def start(
     runtime = build(settings, http, clock=clock)
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
-    if settings.discovery.enabled:
-        scheduler.add_job(
-            runtime.discover,
-            IntervalTrigger(seconds=settings.discovery.interval, jitter=30),
-            id="discovery",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=datetime.now(UTC),
-        )
+    schedule_discovery(scheduler, runtime)
     scheduler.start()
     runtime.scheduler = scheduler
     try:
@@ -332,14 +356,18 @@ async def _reload_on_hangup(
 
 
 async def run_once(settings: Settings) -> int:
-    """Poll every target once, print the exposition, and exit 1 if any target failed."""
+    """Poll every target once (after discovery, if enabled), print the exposition, and
+    exit 1 if any target, or the discovery, failed."""
     configure_logging(settings.log.level, settings.log.format)
     async with http_client(settings) as http:
         runtime = build(settings, http)
+        if settings.discovery.enabled:
+            await runtime.discover()
         await runtime.poller.poll_all()
-        body = await runtime.exposition.body(openmetrics=False, gzip=False)
-    sys.stdout.write(body.decode())
-    return 0 if all(runtime.poller.up(t) for t in runtime.poller.targets) else 1
+        head, tail = await runtime.exposition.body(openmetrics=False, gzip=False)
+    sys.stdout.write((head + tail).decode())
+    failed = not all(runtime.poller.up(t) for t in runtime.poller.targets)
+    return 1 if failed or (settings.discovery.enabled and runtime.discovered is None) else 0
 
 
 def demo_settings(

@@ -109,7 +109,11 @@ def explain(plan: list[PlannedRequest]) -> str:
         for row in rows
     ]
     total = sum(p.requests for p in plan)
-    lines.append(f"{len(plan)} targets, {total} requests per cycle")
+    per_hour = sum(p.requests * 3600 / p.interval_seconds for p in plan)
+    lines.append(
+        f"{len(plan)} targets, {total} requests per cycle, {per_hour:.0f} per hour "
+        "(pages of paginated lists count once; discovery is not included)"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -60,9 +60,6 @@ class Snapshot:
     auth_failing: frozenset[Target]
 
 
-ChangeListener = Callable[[], None]
-
-
 # After a 401 or 403 a target's polls slow down, doubling up to this.
 AUTH_BACKOFF_MAX_SECONDS = 3600.0
 _AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
@@ -81,6 +78,15 @@ _AUTH_HINTS = {
     ),
     (V2_ENTERPRISE_SESSIONS, "forbidden"): (
         "the enterprise key is not an enterprise admin's personal API key (apk_user_...)"
+    ),
+}
+
+
+_GENERIC_HINTS = {
+    "unauthorized": "the key is unknown or revoked: create a new one and update its _file",
+    "forbidden": (
+        "the key lacks the permission this endpoint needs on {org} (see endpoints: in "
+        "config.example.yaml): grant it, or disable the endpoint group"
     ),
 }
 
@@ -111,7 +117,7 @@ class Poller:
         self._clock = clock
         self.targets: list[Target] = []
         self.windows: list[Window] = []
-        self.cycle_start: float | None = None  # from Devin's billing cycles, once polled
+        self.billing_cycle: BillingCycle | None = None  # Devin's current cycle, once polled
         self.samples: dict[tuple[Target, str], Sample] = {}
         self.states: dict[tuple[Target, str], WindowState] = {}
         self.auth_backoff: dict[Target, AuthBackoff] = {}
@@ -119,19 +125,12 @@ class Poller:
         self._ready = False
         self._scheduler: AsyncIOScheduler | None = None
         self.version = 0  # bumped whenever anything a scrape shows may have changed
-        self._listeners: list[ChangeListener] = []
         self._running: set[asyncio.Task[object]] = set()
         self._closing = False
         self.reconfigure(targets, windows)
 
-    def on_change(self, listener: ChangeListener) -> None:
-        """Call `listener` (on the event loop) after each poll or reconfiguration."""
-        self._listeners.append(listener)
-
     def _changed(self) -> None:
         self.version += 1
-        for listener in self._listeners:
-            listener()
 
     def snapshot(self) -> Snapshot:
         """A copy that stays consistent while polls go on (shallow: samples are immutable)."""
@@ -171,6 +170,8 @@ class Poller:
             if t in by_id and key_digest(by_id[t].key) == key_digest(t.key)
         }
         self._polled &= set(targets)
+        if not any(isinstance(s.value, BillingCycle) for s in self.samples.values()):
+            self.billing_cycle = None  # billing cycles are no longer polled
         removed = [t for t in self.targets if t not in by_id]
         new_windows = labels - {w.label for w in self.windows}
         self.targets, self.windows = targets, windows
@@ -202,6 +203,13 @@ class Poller:
         states = [self.states[target, w.label] for w in self.windows_of(target)]
         polled = [s for s in states if s.last_attempt is not None]
         return bool(polled) and all(s.last_error is None for s in polled)
+
+    def cycle_start(self, now: float) -> float | None:
+        """Where Devin's current billing cycle began, while the polled one lasts."""
+        cycle = self.billing_cycle
+        if cycle is not None and cycle.start <= now < cycle.end:
+            return cycle.start
+        return None
 
     def windows_of(self, target: Target, windows: list[Window] | None = None) -> list[Window]:
         """The windows (or buckets) a target's samples are kept under."""
@@ -241,7 +249,9 @@ class Poller:
         started = time.perf_counter()
         endpoint = ENDPOINTS[target.endpoint]
         try:
-            outcomes = await endpoint.fetch(self._api, target, windows, Span(now, self.cycle_start))
+            outcomes = await endpoint.fetch(
+                self._api, target, windows, Span(now, self.cycle_start(now))
+            )
         except asyncio.CancelledError:
             if self._closing:
                 return  # our own shutdown: end quietly, the process is exiting
@@ -250,9 +260,7 @@ class Poller:
             if task is not None:
                 self._running.discard(task)
             self._polled.add(target)
-        self._instruments.poll_duration.labels(target.endpoint).observe(
-            time.perf_counter() - started
-        )
+        self._instruments.polled(target.endpoint, time.perf_counter() - started)
         if target not in self._current_targets():
             return  # removed by a reload while in flight: its results have no home
         failed = {
@@ -288,7 +296,7 @@ class Poller:
         if isinstance(outcome, DevinAPIError):
             state.last_error = state.last_failure = outcome.reason
             state.last_failure_at = now
-            self._instruments.poll_errors.labels(target.endpoint, target.org, outcome.reason).inc()
+            self._instruments.poll_failed(target.endpoint, target.org, outcome.reason)
             log.debug(
                 "poll_window_failed",
                 endpoint=target.endpoint,
@@ -303,7 +311,7 @@ class Poller:
             state.last_success = now
             state.last_error = None
             if isinstance(outcome, BillingCycle):
-                self.cycle_start = outcome.start  # the `cycle` window follows Devin's cycle
+                self.billing_cycle = outcome  # the `cycle` window follows Devin's cycle
         return True
 
     async def close(self) -> None:
@@ -331,7 +339,9 @@ class Poller:
                 endpoint=target.endpoint,
                 org=target.org,
                 reason=reason,
-                hint=_AUTH_HINTS[target.endpoint, reason].format(org=target.org),
+                hint=_AUTH_HINTS.get((target.endpoint, reason), _GENERIC_HINTS[reason]).format(
+                    org=target.org
+                ),
                 backoff="polls slow down, doubling up to 1h, until the key is accepted",
             )
 
@@ -369,8 +379,18 @@ class Poller:
             )
 
 
+def stale_after_for(target: Target, stale_after: float) -> float:
+    """How old a target's samples may get: `stale_after`, but never less than three of
+    the target's own polls (consumption polled hourly must not vanish after 15 minutes)."""
+    return max(stale_after, 3 * target.interval_seconds)
+
+
 def fresh_samples(
     samples: Mapping[tuple[Target, str], Sample], now: float, stale_after: float
 ) -> dict[tuple[Target, str], Sample]:
     """The samples young enough to serve; older ones vanish from /metrics."""
-    return {k: s for k, s in samples.items() if now - s.fetched_at <= stale_after}
+    return {
+        (t, w): s
+        for (t, w), s in samples.items()
+        if now - s.fetched_at <= stale_after_for(t, stale_after)
+    }

@@ -97,17 +97,23 @@ class ExporterApp:
         )
         return app
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
         openmetrics = wants_openmetrics(request.headers.get(hdrs.ACCEPT, ""))
         gzip = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-        body = await self._exposition.body(openmetrics=openmetrics, gzip=gzip)
-        response = web.Response(body=body)
+        head, tail = await self._exposition.body(openmetrics=openmetrics, gzip=gzip)
+        # Two writes of cached bytes: no per-scrape copy of a body that may be megabytes.
+        response = web.StreamResponse()
         response.headers[hdrs.CONTENT_TYPE] = (
             CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
         )
         response.headers[hdrs.VARY] = f"{hdrs.ACCEPT}, {hdrs.ACCEPT_ENCODING}"
         if gzip:
             response.headers[hdrs.CONTENT_ENCODING] = "gzip"
+        response.content_length = len(head) + len(tail)
+        await response.prepare(request)
+        await response.write(head)
+        await response.write(tail)
+        await response.write_eof()
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -55,4 +55,4 @@ def test_once_explain_prints_the_plan_and_its_size(
     assert 0 == main(["once", "--explain", "--config", str(config)])
     out = capsys.readouterr().out
     assert "v3_org_sessions  org-a  1h,24h,7d,30d  4" in out
-    assert out.endswith("2 targets, 8 requests per cycle\n")
+    assert "2 targets, 8 requests per cycle, 96 per hour" in out
