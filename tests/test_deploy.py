@@ -116,17 +116,25 @@ def variables() -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in dashboard()["templating"]["list"]}
 
 
+# Values for Grafana's variables that Prometheus accepts and the demo exporter has data
+# for: all orgs, the 24h window, and the billing cycle for consumption (which has no
+# window shorter than a day).
+VARIABLE_VALUES = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "${org}": ".*",
+    "$org": ".*",
+    "${consumption_window}": "cycle",
+    "$consumption_window": "cycle",
+    "${window}": "24h",
+    "$window": "24h",
+}
+
+
 def substitute_variables(expr: str) -> str:
-    """Grafana's variables replaced by values Prometheus accepts (all orgs, the 24h window)."""
-    for name, value in (
-        ("$__rate_interval", "1m"),
-        ("$__interval", "1m"),
-        ("$__range", "1h"),
-        ("${org}", ".*"),
-        ("$org", ".*"),
-        ("${window}", "24h"),
-        ("$window", "24h"),
-    ):
+    """Grafana's variables replaced by VARIABLE_VALUES."""
+    for name, value in VARIABLE_VALUES.items():
         expr = expr.replace(name, value)
     return expr
 
@@ -259,6 +267,24 @@ def test_dashboard_variables() -> None:
     assert (True, True, ".*") == (org["multi"], org["includeAll"], org["allValue"])
     assert "label_values(devin_org_info, org)" == org["definition"]
     assert "label_values(devin_sessions_created, window)" == found["window"]["definition"]
+    # Consumption has no window shorter than a day: its panels get a window of their own.
+    consumption = found["consumption_window"]
+    assert "label_values(devin_acus_consumed, window)" == consumption["definition"]
+    assert "cycle" == consumption["current"]["value"]
+
+
+def test_every_dashboard_variable_is_substituted_for_the_promql_checks() -> None:
+    """A variable the checks below do not know would reach Prometheus as a `$` and fail."""
+    for expr in dashboard_exprs():
+        assert "$" not in substitute_variables(expr), expr
+
+
+def test_consumption_panels_use_the_consumption_window() -> None:
+    """devin_acus_consumed has no 1h series: `$window` would leave its panels empty."""
+    consumption = [e for e in dashboard_exprs() if "devin_acus_consumed" in e]
+    assert consumption, "no panel shows devin_acus_consumed"
+    for expr in consumption:
+        assert 'window="$consumption_window"' in expr, expr
 
 
 def test_dashboard_panels_are_described_and_use_the_datasource_variable() -> None:
@@ -289,6 +315,7 @@ def test_dashboard_has_the_planned_rows() -> None:
         "Sessions by origin",
         "Sessions by size",
         "Organisations",
+        "Value and cost",
         "Exporter health",
     ]
     assert expected == rows

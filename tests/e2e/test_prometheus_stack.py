@@ -1,8 +1,8 @@
 """A real Prometheus with our rules scrapes the demo exporter.
 
-Every dashboard query and recording rule returns data, every alert expression evaluates,
-and faults injected into the demo Devin API make DevinTargetFailing and
-DevinAuthFailures fire.
+Every dashboard query and recording rule returns data, the billing-cycle and PR rules
+agree with the raw series they join, every alert expression evaluates, and faults
+injected into the demo Devin API make DevinTargetFailing and DevinAuthFailures fire.
 """
 
 from __future__ import annotations
@@ -206,6 +206,60 @@ def test_every_dashboard_query_and_recording_rule_returns_data(
 
         records = [rule["record"] for rule in recording_rules()]
         assert [] == queries_without_data(prometheus, records)
+
+
+def values_by(prometheus: Prometheus, expr: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """{label values: value} of the series an instant query returns."""
+    return {
+        tuple(s["metric"].get(label, "") for label in labels): float(s["value"][1])
+        for s in prometheus.query(expr)
+    }
+
+
+def test_value_and_cost_rules_agree_with_the_exporters_series(
+    demo_exporter: ExporterProcess, tmp_path: Path
+) -> None:
+    """The rules' joins hold on real scrape labels (job, instance), which promtool cases fake."""
+    with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
+        records = (
+            "job:devin_billing_cycle_elapsed:ratio",
+            "org:devin_billing_cycle_acus:projected",
+            "org_window:devin_prs_merge_rate:ratio",
+        )
+        assert [] == queries_without_data(prometheus, list(records))
+
+        def disagreements() -> list[str]:
+            """Where a rule's value is not the one computed from the raw series.
+
+            A rule is evaluated a moment before the queries here, and the demo's counts
+            move between polls: the caller retries until both sides agree.
+            """
+            found = []
+            # The demo's cycle is a calendar month of real time: well inside (0, 1).
+            [elapsed] = values_by(prometheus, "job:devin_billing_cycle_elapsed:ratio").values()
+            start = "max(devin_billing_cycle_start_timestamp_seconds)"
+            end = "max(devin_billing_cycle_end_timestamp_seconds)"
+            cycle = values_by(prometheus, f"(time() - {start}) / ({end} - {start})")[()]
+            if not 0 < elapsed < 1 or elapsed != pytest.approx(cycle, rel=1e-3):
+                found.append(f"elapsed {elapsed}, cycle {cycle}")
+            # projected x elapsed gives back each organisation's consumption.
+            consumed = values_by(prometheus, "devin_billing_cycle_acus_consumed", "org")
+            projected = values_by(prometheus, "org:devin_billing_cycle_acus:projected", "org")
+            if consumed.keys() != projected.keys():
+                found.append(f"projected for {sorted(projected)}, consumed by {sorted(consumed)}")
+            for org, acus in consumed.items():
+                if acus != pytest.approx(projected.get(org, 0) * elapsed, rel=1e-3):
+                    found.append(f"{org}: consumed {acus}, projected {projected.get(org)}")
+            merged = values_by(prometheus, 'devin_prs{state="merged"}', "org", "window")
+            created = values_by(prometheus, 'devin_prs{state="created"}', "org", "window")
+            expected = {key: merged[key] / n for key, n in created.items() if n > 0}
+            rates = values_by(prometheus, "org_window:devin_prs_merge_rate:ratio", "org", "window")
+            if expected != pytest.approx(rates):
+                found.append(f"merge rates {rates}, expected {expected}")
+            return found
+
+        poll_until(lambda: not disagreements(), DATA_WITHIN_SECONDS)
+        assert [] == disagreements()
 
 
 def test_every_rule_evaluates_without_error(demo_exporter: ExporterProcess, tmp_path: Path) -> None:
