@@ -1,0 +1,252 @@
+"""The processes of a benchmark: `python -m bench.child ROLE 'JSON-ARGS'`.
+
+Each role starts its server (or load generator), says so on stdout as a line
+`@bench {...}`, then answers commands, one JSON object a line on stdin, until stdin
+closes. Anything else a role prints (logs) goes to stderr.
+
+Roles:
+  demo      the demo Devin API, every target delayed by `delay_seconds`
+  exporter  the exporter, built by `exporter.main.start` from settings values
+  stock     a stock prometheus-client exporter: one Gauge child per series, rendered on
+            every scrape by `prometheus_client.start_http_server`
+  static    aiohttp returning prebuilt bytes (gzipped once): the floor
+  loadgen   the asyncio load generator of `bench.loadgen`
+  imports   the exporter's modules imported, nothing running: the memory floor
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+Command = dict[str, Any]
+Handler = Callable[[Command], Awaitable[dict[str, Any]]]
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write("@bench " + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def serve_commands(handler: Handler) -> None:
+    """Answer each command line with one `@bench` line; return when stdin closes."""
+    while True:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line.strip():
+            if not line:
+                return
+            continue
+        command = json.loads(line)
+        if command.get("cmd") == "quit":
+            return
+        try:
+            emit(await handler(command))
+        except Exception as err:  # the parent reports it; the child keeps serving
+            emit({"error": f"{type(err).__name__}: {err}"})
+
+
+async def _no_commands(command: Command) -> dict[str, Any]:
+    return {"error": f"unknown command {command.get('cmd')!r}"}
+
+
+# --- demo ------------------------------------------------------------------------------
+
+
+async def run_demo(args: dict[str, Any]) -> None:
+    from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
+    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.faults import Fault, FaultPlan, PlanEntry
+    from exporter.listener import listen
+
+    account = DemoAccount.generate(args["orgs"], seed=args.get("seed", 1))
+    entries: list[PlanEntry] = []
+    delay = float(args.get("delay_seconds", 0.0))
+    if delay:
+        faults = [Fault(delay_seconds=delay)]
+        ids = [o.id for o in account.orgs]
+        entries += [PlanEntry(endpoint=V3_ORG_SESSIONS, org=i, faults=faults) for i in ids]
+        entries += [PlanEntry(endpoint=V2_ENTERPRISE_SESSIONS, org=i, faults=faults) for i in ids]
+        entries.append(PlanEntry(endpoint=V2_ENTERPRISE_SESSIONS, org="", faults=faults))
+    api = DemoAPI(account, plan=FaultPlan(entries))
+    listener = await listen(api.app(), "127.0.0.1:0")
+    try:
+        # Throw-away keys of the demo API, sent to the parent over a pipe, never logged.
+        emit(
+            {
+                "url": listener.url,
+                "service_user_key": account.service_user_key,
+                "enterprise_key": account.enterprise_key,
+                "orgs": [{"id": o.id, "name": o.name} for o in account.orgs],
+            }
+        )
+
+        async def requests(command: Command) -> dict[str, Any]:
+            return {"requests": sum(api.plan.requests.values())}
+
+        await serve_commands(requests)
+    finally:
+        await listener.close()
+
+
+# --- exporter --------------------------------------------------------------------------
+
+
+async def run_exporter(args: dict[str, Any]) -> None:
+    """The exporter as `exporter.main.start` builds it; `cycle` times one `poll_all()`."""
+    from exporter import main
+    from exporter.config import load_settings
+    from exporter.logs import configure_logging
+
+    configure_logging("error", "logfmt")
+    settings = load_settings(None, **args["settings"])
+    async with main.http_client(settings) as http:
+        start_called = time.time()
+        runtime = await main.start(settings, http)
+        try:
+            # `ready` is a property, with no event to wait on: look at it every 2 ms.
+            while not runtime.poller.ready:  # noqa: ASYNC110
+                await asyncio.sleep(0.002)
+            ready_at = time.time()
+            poller = runtime.poller
+            emit(
+                {
+                    "url": runtime.url,
+                    "start_called_at": start_called,
+                    "ready_at": ready_at,
+                    "targets": len(poller.targets),
+                    "targets_down": sum(not poller.up(t) for t in poller.targets),
+                }
+            )
+
+            async def cycle(command: Command) -> dict[str, Any]:
+                if command.get("cmd") != "cycle":
+                    return await _no_commands(command)
+                started = time.perf_counter()
+                await poller.poll_all()
+                seconds = time.perf_counter() - started
+                down = sum(not poller.up(t) for t in poller.targets)
+                return {"seconds": seconds, "targets_down": down}
+
+            await serve_commands(cycle)
+        finally:
+            await runtime.close()
+
+
+# --- stock prometheus-client -----------------------------------------------------------
+
+
+def run_stock(args: dict[str, Any]) -> None:
+    """The same series as Gauges in a fresh registry, served by `start_http_server`."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = CollectorRegistry()
+    gauges: dict[str, Gauge] = {}
+    text = Path(args["exposition"]).read_text(encoding="utf-8")
+    series = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            names = sorted(sample.labels)
+            gauge = gauges.get(sample.name)
+            if gauge is None:
+                gauge = gauges[sample.name] = Gauge(
+                    sample.name, family.documentation or sample.name, names, registry=registry
+                )
+            child = gauge.labels(*(sample.labels[n] for n in names)) if names else gauge
+            child.set(sample.value)
+            series += 1
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    emit({"url": f"http://127.0.0.1:{server.server_port}", "series": series})
+    for line in sys.stdin:  # until the parent says quit or closes stdin
+        if line.strip() and json.loads(line).get("cmd") == "quit":
+            break
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+# --- static ----------------------------------------------------------------------------
+
+
+async def run_static(args: dict[str, Any]) -> None:
+    """The floor: the same bodies, prebuilt (and gzipped once), chosen by the request headers."""
+    from aiohttp import web
+
+    from exporter.listener import listen
+
+    text = await asyncio.to_thread(Path(args["text"]).read_bytes)
+    openmetrics = await asyncio.to_thread(Path(args["openmetrics"]).read_bytes)
+    bodies = {
+        (False, False): text,
+        (False, True): gzip.compress(text),
+        (True, False): openmetrics,
+        (True, True): gzip.compress(openmetrics),
+    }
+
+    async def metrics(request: web.Request) -> web.Response:
+        om = "application/openmetrics-text" in request.headers.get("Accept", "")
+        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        headers = {"Content-Type": OPENMETRICS if om else TEXT}
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=bodies[om, gz], headers=headers)
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    listener = await listen(app, "127.0.0.1:0")
+    try:
+        emit({"url": listener.url})
+        await serve_commands(_no_commands)
+    finally:
+        await listener.close()
+
+
+# --- load generator --------------------------------------------------------------------
+
+
+async def run_loadgen(args: dict[str, Any]) -> None:
+    from bench.loadgen import Cell, run_python
+
+    async def cell(command: Command) -> dict[str, Any]:
+        result = await run_python(Cell(**command["cell"]))
+        return result.to_json()
+
+    emit({"ready": True})
+    await serve_commands(cell)
+
+
+async def run_imports(args: dict[str, Any]) -> None:
+    import importlib
+
+    for module in ("exporter.main", "exporter.cli"):
+        importlib.import_module(module)
+    emit({"modules": len(sys.modules)})
+    await serve_commands(_no_commands)
+
+
+def main() -> None:
+    role, raw = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "{}"
+    args: dict[str, Any] = json.loads(raw)
+    if role == "stock":
+        run_stock(args)
+        return
+    runners = {
+        "demo": run_demo,
+        "exporter": run_exporter,
+        "static": run_static,
+        "loadgen": run_loadgen,
+        "imports": run_imports,
+    }
+    asyncio.run(runners[role](args))
+
+
+if __name__ == "__main__":
+    main()
