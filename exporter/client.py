@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, Literal, Protocol, TypeVar
@@ -165,7 +165,13 @@ class DevinAPI(Protocol):
     """Something that answers Devin's metrics API: the real client, or a test fake."""
 
     async def org_sessions(
-        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+        self,
+        org_id: str,
+        key: SecretStr,
+        *,
+        time_after: int,
+        time_before: int,
+        filters: Mapping[str, Sequence[str]] | None = None,
     ) -> SessionMetrics: ...
 
     async def enterprise_sessions(
@@ -297,14 +303,24 @@ class DevinClient:
         self._gates.retain(keys)
 
     async def org_sessions(
-        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+        self,
+        org_id: str,
+        key: SecretStr,
+        *,
+        time_after: int,
+        time_before: int,
+        filters: Mapping[str, Sequence[str]] | None = None,
     ) -> SessionMetrics:
+        """`filters` narrow the count: user_ids, service_user_ids, playbook_id."""
+        params: dict[str, Any] = {"time_after": time_after, "time_before": time_before}
+        for name, values in (filters or {}).items():
+            params[name] = list(values) if name != "playbook_id" else values[0]
         return await self._get(
             _Request(
                 V3_ORG_SESSIONS,
                 f"/v3/organizations/{org_id}/metrics/sessions",
                 key,
-                {"time_after": time_after, "time_before": time_before},
+                params,
                 SessionMetrics,
             )
         )

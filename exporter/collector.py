@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -68,6 +68,21 @@ class View:
         return min(deadlines, default=float("inf"))
 
 
+def _adder(target: Target) -> Callable[[GaugeMetricFamily, dict[str, str], float], None]:
+    """Adds a sample with the family's labels, and `segment` for a segment's target.
+
+    A family's samples may carry different label sets: the whole-org series keep the
+    public labels exactly, and only a segment's series gain `segment`.
+    """
+
+    def add(family: GaugeMetricFamily, labels: dict[str, str], value: float) -> None:
+        if target.segment:
+            labels = {**labels, "segment": target.segment}
+        family.add_sample(family.name, labels, value)
+
+    return add
+
+
 class _ViewCollector(Collector):
     def __init__(self, view: View) -> None:
         self._view = view
@@ -124,18 +139,19 @@ class SessionCollector(_ViewCollector):
             org_window,
         )
         for target, window, m in self._view.fresh(SessionMetrics):
-            labels = [target.org, window]
-            created.add_metric(labels, m.sessions_created_count)
+            base = {"org": target.org, "window": window}
+            add = _adder(target)
+            add(created, base, m.sessions_created_count)
             for origin, count in m.sessions_created_by_origin.items():
-                by_origin.add_metric([*labels, origin], count)
+                add(by_origin, {**base, "origin": origin}, count)
             for size, count in m.sessions_created_by_size.items():
-                by_size.add_metric([*labels, size], count)
-            playbook.add_metric(labels, m.sessions_created_with_playbook_count)
-            search.add_metric(labels, m.sessions_created_with_search_count)
-            merged.add_metric(labels, m.sessions_with_merged_prs_count)
+                add(by_size, {**base, "size": size}, count)
+            add(playbook, base, m.sessions_created_with_playbook_count)
+            add(search, base, m.sessions_created_with_search_count)
+            add(merged, base, m.sessions_with_merged_prs_count)
             for size, count in m.sessions_with_merged_prs_by_size.items():
-                merged_by_size.add_metric([*labels, size], count)
-            acus.add_metric(labels, m.avg_acus_per_session)
+                add(merged_by_size, {**base, "size": size}, count)
+            add(acus, base, m.avg_acus_per_session)
         yield from (created, by_origin, by_size, playbook, search, merged, merged_by_size, acus)
 
 
@@ -208,13 +224,14 @@ class HealthCollector(_ViewCollector):
         )
         snapshot = self._view.snapshot
         for target in snapshot.targets:
-            up.add_metric([target.endpoint, target.org], 1 if snapshot.up[target] else 0)
-            auth_failing.add_metric(
-                [target.endpoint, target.org], 1 if target in snapshot.auth_failing else 0
-            )
+            add = _adder(target)
+            labels = {"endpoint": target.endpoint, "org": target.org}
+            add(up, labels, 1 if snapshot.up[target] else 0)
+            add(auth_failing, labels, 1 if target in snapshot.auth_failing else 0)
         for (target, window), state in sorted(snapshot.states.items(), key=lambda kv: kv[0]):
             if state.last_success is not None:
-                last_success.add_metric([target.endpoint, target.org, window], state.last_success)
+                labels = {"endpoint": target.endpoint, "org": target.org, "window": window}
+                _adder(target)(last_success, labels, state.last_success)
         build = GaugeMetricFamily(
             "devin_exporter_build_info",
             "Always 1; the exporter's version.",

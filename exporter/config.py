@@ -227,6 +227,24 @@ class DiscoverySettings(_Section):
         return (not self.include or matches(self.include)) and not matches(self.exclude)
 
 
+MAX_SEGMENTS = 20
+
+
+class Segment(_Section):
+    """A named slice of an organization's sessions, exported with `segment="<name>"`."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    user_ids: list[str] = Field(default_factory=list, max_length=1000)
+    service_user_ids: list[str] = Field(default_factory=list, max_length=1000)
+    playbook_id: str | None = None
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> Self:
+        if not (self.user_ids or self.service_user_ids or self.playbook_id):
+            raise ValueError("a segment needs user_ids, service_user_ids or a playbook_id")
+        return self
+
+
 class ShardingSettings(_Section):
     """Split the organisations over `count` replicas; this one polls shard `index`.
 
@@ -294,6 +312,8 @@ class Settings(BaseSettings):
     sharding: ShardingSettings = ShardingSettings()
     endpoints: EndpointsSettings = EndpointsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    # Each segment is polled for every organization: sessions metrics only, bounded.
+    segments: list[Segment] = Field(default_factory=list, max_length=MAX_SEGMENTS)
 
     @classmethod
     def settings_customise_sources(
@@ -317,6 +337,14 @@ class Settings(BaseSettings):
         if len(set(labels)) != len(labels) or len(set(rolling)) != len(rolling):
             raise ValueError("windows must be distinct")
         return sorted(windows)
+
+    @field_validator("segments")
+    @classmethod
+    def _distinct_segments(cls, segments: list[Segment]) -> list[Segment]:
+        names = [s.name for s in segments]
+        if len(set(names)) != len(names):
+            raise ValueError("segment names must be unique")
+        return segments
 
     @field_validator("organizations")
     @classmethod

@@ -227,7 +227,9 @@ def _org_ids(target: Target) -> list[str]:
 
 
 async def _org_sessions(api: DevinAPI, t: Target, start: float, end: float) -> BaseModel:
-    return await api.org_sessions(t.org, t.key, time_after=int(start), time_before=int(end))
+    return await api.org_sessions(
+        t.org, t.key, time_after=int(start), time_before=int(end), filters=dict(t.filters) or None
+    )
 
 
 async def _org_prs(api: DevinAPI, t: Target, start: float, end: float) -> BaseModel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter import client as c
-from exporter.config import Settings
+from exporter.config import Organization, Settings
 from exporter.endpoints import ENDPOINTS, ENTERPRISE_TWIN
 from exporter.targets import Target
 
@@ -47,6 +47,8 @@ def build_targets(settings: Settings) -> list[Target]:
                     continue
                 name = ENTERPRISE_TWIN[endpoint]
             targets.append(Target(name, org.id, settings.key_for(org), interval))
+    if settings.enabled("sessions"):
+        targets += _segment_targets(settings, orgs)
     owns_enterprise = settings.sharding.owns_enterprise
     service_key = settings.devin.enterprise_service_user_key
     if service_key is not None and owns_enterprise:
@@ -61,6 +63,29 @@ def build_targets(settings: Settings) -> list[Target]:
         if owns_enterprise:
             targets.append(Target(c.V2_ENTERPRISE_SESSIONS, "", enterprise_key, interval))
         targets += [Target(c.V2_ENTERPRISE_SESSIONS, o.id, enterprise_key, interval) for o in orgs]
+    return targets
+
+
+def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Target]:
+    """Per org and segment, the v3 sessions endpoint with the segment's filters (only for
+    orgs with a service user key: the enterprise endpoints take no user filters)."""
+    targets = []
+    interval = settings.interval_of("sessions")
+    for segment in settings.segments:
+        filters = tuple(
+            (name, tuple(values))
+            for name, values in (
+                ("user_ids", segment.user_ids),
+                ("service_user_ids", segment.service_user_ids),
+                ("playbook_id", [segment.playbook_id] if segment.playbook_id else []),
+            )
+            if values
+        )
+        targets += [
+            Target(c.V3_ORG_SESSIONS, o.id, settings.key_for(o), interval, segment.name, filters)
+            for o in orgs
+            if not settings.through_enterprise(o)
+        ]
     return targets
 
 
@@ -81,7 +106,7 @@ def request_plan(settings: Settings) -> list[PlannedRequest]:
     return [
         PlannedRequest(
             t.endpoint,
-            t.org,
+            f"{t.org}#{t.segment}" if t.segment else t.org,
             tuple(w.label for w in ENDPOINTS[t.endpoint].windows(windows)),
             ENDPOINTS[t.endpoint].requests_per_poll(windows),
             t.interval_seconds,

@@ -141,7 +141,8 @@ class ExporterApp:
                 )
                 cells = (
                     target.endpoint,
-                    target.org or "(enterprise)",
+                    (target.org or "(enterprise)")
+                    + (f" segment {target.segment}" if target.segment else ""),
                     window.label,
                     error or ("ok" if state.last_success else "pending"),
                     _when(state.last_success, now),

@@ -16,7 +16,14 @@ class Target:
     org: str
     key: SecretStr = field(compare=False, repr=False)
     interval_seconds: float = field(default=300.0, compare=False)
+    segment: str = ""  # a named slice of the org's sessions; "" for all of them
+    filters: SessionFilters = field(default=(), compare=False)
 
     @property
     def job_id(self) -> str:
-        return f"{self.endpoint}/{self.org or '-'}"
+        suffix = f"#{self.segment}" if self.segment else ""
+        return f"{self.endpoint}/{self.org or '-'}{suffix}"
+
+
+SessionFilters = tuple[tuple[str, tuple[str, ...]], ...]
+"""Query filters of a segment: (("user_ids", (...)), ("playbook_id", ("pb-1",)))."""

@@ -62,6 +62,7 @@ def test_config_example_documents_every_top_level_section() -> None:
         "sharding:",
         "endpoints:",
         "discovery:",
+        "segments:",
         "enterprise_service_user_key_file:",
     ):
         assert key in example

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import pytest
@@ -49,7 +49,13 @@ class FakeDevin:
         self.gate: asyncio.Event | None = None  # when set, requests wait for it
 
     async def org_sessions(
-        self, org_id: str, key: SecretStr, *, time_after: int, time_before: int
+        self,
+        org_id: str,
+        key: SecretStr,
+        *,
+        time_after: int,
+        time_before: int,
+        filters: Mapping[str, Sequence[str]] | None = None,
     ) -> SessionMetrics:
         self.calls[org_id] += 1
         self.keys_seen.append(key.get_secret_value())

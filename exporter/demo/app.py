@@ -57,6 +57,7 @@ from exporter.demo.data import (
     billing_cycles,
     billing_days,
     periods,
+    segment_totals,
 )
 from exporter.demo.faults import Fault, FaultPlan, PlanEntry
 
@@ -615,11 +616,18 @@ class DemoAPI:
     # Devin's organisation endpoints (v3).
 
     async def _v3_sessions(self, request: web.Request) -> web.StreamResponse:
-        return await self._org_metric(
-            request,
-            V3_ORG_SESSIONS,
-            lambda model, start, end: _session_body(model.totals(start, end)),
+        # user_ids, service_user_ids and playbook_id narrow the count to a segment.
+        segment = "|".join(
+            f"{name}={','.join(sorted(request.query.getall(name, [])))}"
+            for name in ("user_ids", "service_user_ids", "playbook_id")
+            if request.query.getall(name, [])
         )
+
+        def body(model: OrgModel, start: float, end: float) -> dict[str, Any]:
+            totals = model.totals(start, end)
+            return _session_body(segment_totals(totals, segment) if segment else totals)
+
+        return await self._org_metric(request, V3_ORG_SESSIONS, body)
 
     async def _v3_org_prs(self, request: web.Request) -> web.StreamResponse:
         now = self._clock()

@@ -380,3 +380,31 @@ def periods(period: Period, start: float, end: float) -> list[tuple[int, int]]:
         bounds.append((first, following))
         first = following
     return bounds
+
+
+def segment_totals(totals: Totals, segment_key: str) -> Totals:
+    """The sessions of one segment (some users, service users or a playbook): a stable
+    share of the organisation's, with every breakdown still adding up and never more
+    merged-PR sessions than sessions."""
+    digest = hashlib.sha256(segment_key.encode()).digest()
+    share = 0.05 + (digest[0] / 255) * 0.45
+
+    def part(counts: dict[str, int]) -> dict[str, int]:
+        return {k: math.floor(v * share) for k, v in counts.items()}
+
+    by_origin = part(totals.by_origin)
+    created = sum(by_origin.values())
+    by_size = part(totals.by_size)
+    largest = max(by_size, key=lambda k: totals.by_size[k])
+    by_size[largest] += created - sum(by_size.values())
+    merged_by_size = {k: min(v, by_size[k]) for k, v in part(totals.merged_by_size).items()}
+    return Totals(
+        created=created,
+        by_origin=by_origin,
+        by_size=by_size,
+        with_playbook=min(created, math.floor(totals.with_playbook * share)),
+        with_search=min(created, math.floor(totals.with_search * share)),
+        merged=sum(merged_by_size.values()),
+        merged_by_size=merged_by_size,
+        average_acus=totals.average_acus if created else 0.0,
+    )
