@@ -149,8 +149,11 @@ class ExporterProcess:
         return self.log_path.read_text(encoding="utf-8")
 
 
-def _wait_for_line(path: Path, pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
-    deadline = time.monotonic() + 20
+def wait_for_line(
+    path: Path, pattern: str, process: subprocess.Popen[str], within_seconds: float = 20
+) -> re.Match[str]:
+    """The first match of `pattern` in a process's log file; fail if it exits first."""
+    deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
         match = re.search(pattern, path.read_text(encoding="utf-8"))
         if match:
@@ -161,7 +164,8 @@ def _wait_for_line(path: Path, pattern: str, process: subprocess.Popen[str]) -> 
     raise AssertionError(f"no line matching {pattern!r} in:\n{path.read_text(encoding='utf-8')}")
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Terminate, and kill if it has not gone within 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -183,7 +187,7 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
         )
     exporter: subprocess.Popen[str] | None = None
     try:
-        demo_url = _wait_for_line(demo_out, r"demo Devin API on (\S+)", demo).group(1)
+        demo_url = wait_for_line(demo_out, r"demo Devin API on (\S+)", demo).group(1)
         text = demo_out.read_text(encoding="utf-8")
         cog = re.search(r"\(cog_\):\s+(\S+)", text)
         apk = re.search(r"\(apk_user_\):\s+(\S+)", text)
@@ -222,7 +226,7 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        url = _wait_for_line(log_path, r"event=started .*address=(\S+)", exporter).group(1)
+        url = wait_for_line(log_path, r"event=started .*address=(\S+)", exporter).group(1)
         deadline = time.monotonic() + 20
         while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
             assert time.monotonic() < deadline, "exporter never became ready"
@@ -237,8 +241,8 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
         )
     finally:
         if exporter is not None:
-            _stop(exporter)
-        _stop(demo)
+            stop_process(exporter)
+        stop_process(demo)
 
 
 processes = contextmanager(start_processes)

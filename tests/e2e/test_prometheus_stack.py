@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from conftest import ExporterProcess
+from conftest import ExporterProcess, stop_process
 from test_deploy import (
     RULE_FILES,
     alerts,
@@ -175,12 +175,7 @@ def prometheus_scraping(exporter: ExporterProcess, tmp_path: Path) -> Iterator[P
             )
             yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def queries_without_data(prometheus: Prometheus, exprs: list[str]) -> list[str]:

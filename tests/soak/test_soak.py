@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from conftest import stop_process, wait_for_line
 
 from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
 
@@ -83,28 +84,6 @@ def fault_plan(org_ids: list[str]) -> list[dict[str, Any]]:
     return entries
 
 
-def wait_for_line(path: Path, pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = re.search(pattern, path.read_text(encoding="utf-8"))
-        if match:
-            return match
-        if process.poll() is not None:
-            raise AssertionError(f"process exited early:\n{path.read_text(encoding='utf-8')}")
-        time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r} in:\n{path.read_text(encoding='utf-8')}")
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def rss_kb(pid: int) -> int:
     """Resident memory of a process, from /proc/PID/status."""
     status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
@@ -141,7 +120,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         )
     exporter: subprocess.Popen[str] | None = None
     try:
-        demo_url = wait_for_line(demo_out, r"demo Devin API on (\S+)", demo).group(1)
+        demo_url = wait_for_line(demo_out, r"demo Devin API on (\S+)", demo, 30).group(1)
         text = demo_out.read_text(encoding="utf-8")
         cog = re.search(r"\(cog_\):\s+(\S+)", text)
         apk = re.search(r"\(apk_user_\):\s+(\S+)", text)
@@ -176,12 +155,12 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        url = wait_for_line(log_path, r"event=started .*address=(\S+)", exporter).group(1)
+        url = wait_for_line(log_path, r"event=started .*address=(\S+)", exporter, 30).group(1)
         yield Pair(url, demo_url, exporter, log_path, [cog.group(1), apk.group(1)], org_ids)
     finally:
         if exporter is not None:
-            stop(exporter)
-        stop(demo)
+            stop_process(exporter)
+        stop_process(demo)
 
 
 @dataclass
