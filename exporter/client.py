@@ -251,7 +251,7 @@ class DevinAPI(Protocol):
     ) -> PrMetrics: ...
 
     async def v2_consumption_daily(
-        self, key: SecretStr, *, start: datetime, end: datetime
+        self, key: SecretStr, *, start: datetime, end: datetime, org_ids: Sequence[str] = ()
     ) -> DailyConsumption: ...
 
     async def v2_organizations(
@@ -545,15 +545,18 @@ class DevinClient:
         )
 
     async def v2_consumption_daily(
-        self, key: SecretStr, *, start: datetime, end: datetime
+        self, key: SecretStr, *, start: datetime, end: datetime, org_ids: Sequence[str] = ()
     ) -> DailyConsumption:
-        """The whole enterprise's ACUs per billing day (no product split in v2)."""
+        """ACUs per billing day (no product split in v2; with `org_ids`, Devin's own)."""
+        params: dict[str, Any] = {"start": rfc3339(start), "end": rfc3339(end)}
+        if org_ids:
+            params["org_ids"] = list(org_ids)
         return await self._get(
             _Request(
                 V2_ENTERPRISE_CONSUMPTION_DAILY,
                 "/v2/enterprise/consumption/daily",
                 key,
-                {"start": rfc3339(start), "end": rfc3339(end)},
+                params,
                 DailyConsumption,
             )
         )

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from exporter import __version__
 from exporter.config import Organization
-from exporter.endpoints import ConsumedAcus, LatestActiveUsers
+from exporter.endpoints import ConsumedAcus, LatestActiveUsers, V2PullRequests
 from exporter.models import (
     ActiveUsers,
     BillingCycle,
@@ -270,6 +270,13 @@ class PullRequestCollector(_ViewCollector):
             for state, count in states.items():
                 if count is not None:
                     prs.add_metric([target.org, window, state], count)
+        for target, window, v2 in self._view.fresh(V2PullRequests):
+            for state, count in (
+                ("created", v2.created),
+                ("closed", v2.closed),
+                ("merged", v2.merged),
+            ):
+                prs.add_metric([target.org, window, state], count)
         for target, window, q in self._view.fresh(SearchMetrics):
             searches.add_metric([target.org, window], q.searches_created_count)
         yield from (prs, searches)

@@ -377,7 +377,11 @@ class Settings(BaseSettings):
                 "devin.enterprise_service_user_key"
             )
         for index, org in enumerate(self.organizations):
-            if org.service_user_key is None and default_key is None:
+            if (
+                org.service_user_key is None
+                and default_key is None
+                and devin.enterprise_key is None
+            ):
                 raise ValueError(
                     f"organizations[{index}] ({org.id}) has no key: set its service_user_key "
                     "(or _file), devin.service_user_key, or devin.enterprise_service_user_key"
@@ -407,21 +411,23 @@ class Settings(BaseSettings):
         """The organisations of this replica's shard (all of them when not sharded)."""
         return [o for o in self.organizations if self.sharding.owns(o.id)]
 
-    def key_for(self, org: Organization) -> SecretStr:
+    def key_for(self, org: Organization) -> SecretStr | None:
         """The v3 key that polls `org`: its own, the default service user's, or else the
-        enterprise service user's (which then goes through the enterprise endpoints)."""
-        key = (
+        enterprise service user's (which then goes through the enterprise endpoints).
+        None when only the enterprise admin key (v2) can see it."""
+        return (
             org.service_user_key
             or self.devin.service_user_key
             or self.devin.enterprise_service_user_key
         )
-        if key is None:  # excluded by _something_to_poll
-            raise ValueError(f"organization {org.id} has no service user key")
-        return key
 
     def through_enterprise(self, org: Organization) -> bool:
         """Whether `org` is polled with the enterprise service user and `org_ids`."""
-        return org.service_user_key is None and self.devin.service_user_key is None
+        return (
+            org.service_user_key is None
+            and self.devin.service_user_key is None
+            and self.devin.enterprise_service_user_key is not None
+        )
 
     def with_organizations(self, organizations: list[Organization]) -> Settings:
         """These settings with another list of organizations (after discovery)."""
@@ -465,6 +471,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    except (ValueError, TypeError, IndexError, OverflowError):
+        # Tagged scalars such as `!!int devin` fail in PyYAML's constructors with plain
+        # Python errors rather than YAMLError.
+        raise ConfigError(
+            f"config file {path} is not valid YAML: a tagged value is wrong"
+        ) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -289,7 +289,32 @@ async def _ent_categories(api: DevinAPI, t: Target, start: float, end: float) ->
     )
 
 
-# v2 (an enterprise admin's personal key).
+# v2 (an enterprise admin's personal key), for organizations no v3 key can see.
+
+
+class V2PullRequests(BaseModel):
+    """v2's PR counts: `opened` there means opened in the period (v3's created)."""
+
+    created: int
+    closed: int
+    merged: int
+
+
+async def _v2_prs(api: DevinAPI, t: Target, start: float, end: float) -> BaseModel:
+    answer = await api.v2_enterprise_prs(
+        t.key, start=_utc(start), end=_utc(end), org_ids=_org_ids(t)
+    )
+    return V2PullRequests(
+        created=answer.prs_opened_count,
+        closed=answer.prs_closed_count,
+        merged=answer.prs_merged_count,
+    )
+
+
+async def _v2_consumption(api: DevinAPI, t: Target, start: float, end: float) -> BaseModel:
+    return await api.v2_consumption_daily(
+        t.key, start=_utc(start), end=_utc(end), org_ids=_org_ids(t)
+    )
 
 
 async def _v2_sessions(api: DevinAPI, t: Target, start: float, end: float) -> BaseModel:
@@ -317,7 +342,16 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint(c.V3_ENTERPRISE_SESSIONS_BY_CATEGORY, "sessions_by_category", _ent_categories),
         BillingCyclesEndpoint(c.V3_ENTERPRISE_CONSUMPTION_CYCLES, "billing_cycles"),
         Endpoint(c.V2_ENTERPRISE_SESSIONS, "enterprise_sessions", _v2_sessions),
+        Endpoint(c.V2_ENTERPRISE_PRS, "prs", _v2_prs),
+        DailyConsumptionEndpoint(c.V2_ENTERPRISE_CONSUMPTION_DAILY, "consumption", _v2_consumption),
     )
+}
+
+# Org-level endpoint -> its v2 twin, for organizations with no v3 key at all when an
+# enterprise admin key is set (v2 has no searches, active users or dau/wau/mau).
+V2_TWIN = {
+    c.V3_ORG_PRS: c.V2_ENTERPRISE_PRS,
+    c.V3_ORG_CONSUMPTION_DAILY: c.V2_ENTERPRISE_CONSUMPTION_DAILY,
 }
 
 # Org-level endpoint -> its enterprise twin, used for organizations without a key of their

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from exporter import client as c
 from exporter.config import Organization, Settings
-from exporter.endpoints import ENDPOINTS, ENTERPRISE_TWIN
+from exporter.endpoints import ENDPOINTS, ENTERPRISE_TWIN, V2_TWIN
 from exporter.targets import Target
 
 # Org-level endpoint groups, each polled for every organization of the shard.
@@ -41,12 +41,18 @@ def build_targets(settings: Settings) -> list[Target]:
             continue
         interval = settings.interval_of(group)
         for org in orgs:
+            key = settings.key_for(org)
+            if key is None:  # only the enterprise admin key sees it: v2, where there is one
+                admin_key = settings.devin.enterprise_key
+                if admin_key is not None and endpoint in V2_TWIN:
+                    targets.append(Target(V2_TWIN[endpoint], org.id, admin_key, interval))
+                continue
             name = endpoint
             if settings.through_enterprise(org):
                 if endpoint not in ENTERPRISE_TWIN:
                     continue
                 name = ENTERPRISE_TWIN[endpoint]
-            targets.append(Target(name, org.id, settings.key_for(org), interval))
+            targets.append(Target(name, org.id, key, interval))
     if settings.enabled("sessions"):
         targets += _segment_targets(settings, orgs)
     owns_enterprise = settings.sharding.owns_enterprise
@@ -82,9 +88,9 @@ def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Targe
             if values
         )
         targets += [
-            Target(c.V3_ORG_SESSIONS, o.id, settings.key_for(o), interval, segment.name, filters)
+            Target(c.V3_ORG_SESSIONS, o.id, key, interval, segment.name, filters)
             for o in orgs
-            if not settings.through_enterprise(o)
+            if (key := settings.key_for(o)) is not None and not settings.through_enterprise(o)
         ]
     return targets
 

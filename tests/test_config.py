@@ -321,7 +321,7 @@ def _error_cases(tmp: Path) -> list[tuple[str, str, str]]:
         ),
         (
             "org-without-key",
-            "devin:\n  enterprise_key: apk_user_x\norganizations:\n  - id: org-a\n",
+            "organizations:\n  - id: org-a\n",
             "(top level): organizations[0] (org-a) has no key: set its service_user_key "
             "(or _file), devin.service_user_key, or devin.enterprise_service_user_key",
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,10 +11,14 @@ from scrape import Series, label_values, parse, value
 
 from exporter import main
 from exporter.client import (
+    V2_ENTERPRISE_CONSUMPTION_DAILY,
+    V2_ENTERPRISE_PRS,
+    V2_ENTERPRISE_SESSIONS,
     V3_ENTERPRISE_SESSIONS,
     V3_ORG_ACTIVE_USER_BUCKETS,
     V3_ORG_CONSUMPTION_DAILY,
     V3_ORG_PRS,
+    rfc3339,
 )
 from exporter.windows import day_start
 
@@ -140,3 +145,43 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
         series, "devin_sessions_created", org=org, window="24h"
     )
     assert 1 == value(series, "devin_up", endpoint=V3_ENTERPRISE_SESSIONS, org=org)
+
+
+async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
+    demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Customers with only an enterprise admin key get PRs and consumption from v2."""
+    settings = demo.settings(
+        devin={
+            "base_url": demo.url,
+            "enterprise_key": demo.account.enterprise_key,
+            "retry_initial_backoff": "10ms",
+        },
+        endpoints={"prs": {"enabled": True}, "consumption": {"enabled": True}},
+    )
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            series = await scrape(http, runtime)
+        finally:
+            await runtime.close()
+    assert {V2_ENTERPRISE_SESSIONS, V2_ENTERPRISE_PRS, V2_ENTERPRISE_CONSUMPTION_DAILY} == {
+        t.endpoint for t in runtime.poller.targets
+    }
+    org = demo.account.orgs[0].id
+    auth = {"Authorization": f"Bearer {demo.account.enterprise_key}"}
+    span = {
+        "start": rfc3339(datetime.fromtimestamp(FIXED_NOW - 7 * DAY, UTC)),
+        "end": rfc3339(datetime.fromtimestamp(FIXED_NOW, UTC)),
+        "org_ids": [org],
+    }
+    prs = (
+        await http.get(f"{demo.url}/v2/enterprise/metrics/prs", params=span, headers=auth)
+    ).json()
+    # v2's "opened" is opened in the period: v3's created.
+    assert prs["prs_opened"] == value(series, "devin_prs", org=org, window="7d", state="created")
+    assert prs["prs_merged"] == value(series, "devin_prs", org=org, window="7d", state="merged")
+    assert value(series, "devin_prs", org=org, window="7d", state="opened") is None
+    assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
+    assert 1 == value(series, "devin_up", endpoint=V2_ENTERPRISE_CONSUMPTION_DAILY, org=org)
