@@ -9,19 +9,12 @@ from exporter.config import Organization, Settings
 from exporter.endpoints import ENDPOINTS, ENTERPRISE_TWIN, V2_TWIN
 from exporter.targets import Target
 
-# Org-level endpoint groups, each polled for every organization of the shard.
-_ORG_GROUPS = (
-    (c.V3_ORG_SESSIONS, "sessions"),
-    (c.V3_ORG_PRS, "prs"),
-    (c.V3_ORG_SEARCHES, "searches"),
-    (c.V3_ORG_ACTIVE_USERS, "active_users"),
-    (c.V3_ORG_ACTIVE_USER_BUCKETS, "active_user_buckets"),
-    (c.V3_ORG_CONSUMPTION_DAILY, "consumption"),
-)
-# Enterprise-wide groups, polled once (by shard 0) with the enterprise service user.
-_ENTERPRISE_GROUPS = (
-    (c.V3_ENTERPRISE_SESSIONS_BY_CATEGORY, "sessions_by_category"),
-    (c.V3_ENTERPRISE_CONSUMPTION_CYCLES, "billing_cycles"),
+# Org-level endpoints, each polled for every organization of the shard.
+_ORG_ENDPOINTS = tuple(name for name in ENDPOINTS if name.startswith("v3_org_"))
+# Enterprise-wide endpoints, polled once (by shard 0) with the enterprise service user.
+_ENTERPRISE_ENDPOINTS = (
+    c.V3_ENTERPRISE_SESSIONS_BY_CATEGORY,
+    c.V3_ENTERPRISE_CONSUMPTION_CYCLES,
 )
 
 
@@ -36,7 +29,8 @@ def build_targets(settings: Settings) -> list[Target]:
     """
     orgs = settings.polled_organizations
     targets: list[Target] = []
-    for endpoint, group in _ORG_GROUPS:
+    for endpoint in _ORG_ENDPOINTS:
+        group = ENDPOINTS[endpoint].group
         if not settings.enabled(group):
             continue
         interval = settings.interval_of(group)
@@ -59,9 +53,9 @@ def build_targets(settings: Settings) -> list[Target]:
     service_key = settings.devin.enterprise_service_user_key
     if service_key is not None and owns_enterprise:
         targets += [
-            Target(endpoint, "", service_key, settings.interval_of(group))
-            for endpoint, group in _ENTERPRISE_GROUPS
-            if settings.enabled(group)
+            Target(endpoint, "", service_key, settings.interval_of(ENDPOINTS[endpoint].group))
+            for endpoint in _ENTERPRISE_ENDPOINTS
+            if settings.enabled(ENDPOINTS[endpoint].group)
         ]
     enterprise_key = settings.devin.enterprise_key
     if enterprise_key is not None and settings.enabled("enterprise_sessions"):

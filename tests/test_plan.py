@@ -56,3 +56,18 @@ def test_once_explain_prints_the_plan_and_its_size(
     out = capsys.readouterr().out
     assert "v3_org_sessions  org-a  1h,24h,7d,30d  4" in out
     assert "2 targets, 8 requests per cycle, 96 per hour" in out
+
+
+def test_bucketed_endpoints_cost_one_request_per_org_not_per_window() -> None:
+    for orgs, windows in ((5, ["1h", "24h"]), (5, ["1h", "24h", "7d", "30d", "today", "cycle"])):
+        plan = request_plan(
+            settings(
+                organizations=[{"id": f"org-{i}"} for i in range(orgs)],
+                windows=windows,
+                endpoints={"consumption": {"enabled": True}, "prs": {"enabled": True}},
+            )
+        )
+        consumption = [p for p in plan if p.endpoint == "v3_org_consumption_daily"]
+        prs = [p for p in plan if p.endpoint == "v3_org_prs"]
+        assert orgs == sum(p.requests for p in consumption)
+        assert orgs * len(windows) == sum(p.requests for p in prs)

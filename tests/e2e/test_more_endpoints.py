@@ -123,7 +123,10 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
             "base_url": demo.url,
             "enterprise_service_user_key": demo.account.enterprise_service_user_key,
             "retry_initial_backoff": "10ms",
-        }
+        },
+        endpoints={
+            group: {"enabled": True} for group in ("prs", "searches", "active_users", "consumption")
+        },
     )
     async with main.http_client(settings) as client:
         runtime = await main.start(settings, client, clock=clock)
@@ -133,7 +136,13 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
         finally:
             await runtime.close()
     org = demo.account.orgs[2].id
-    assert {V3_ENTERPRISE_SESSIONS} == {t.endpoint for t in runtime.poller.targets}
+    assert {
+        V3_ENTERPRISE_SESSIONS,
+        "v3_enterprise_prs",
+        "v3_enterprise_searches",
+        "v3_enterprise_active_users",
+        "v3_enterprise_consumption_daily",
+    } == {t.endpoint for t in runtime.poller.targets}
     direct = await get(
         http,
         demo,
@@ -145,6 +154,18 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
         series, "devin_sessions_created", org=org, window="24h"
     )
     assert 1 == value(series, "devin_up", endpoint=V3_ENTERPRISE_SESSIONS, org=org)
+    span = {"time_after": int(FIXED_NOW - DAY), "time_before": int(FIXED_NOW)}
+    prs = await get(http, demo, f"/v3/organizations/{org}/metrics/prs", **span)
+    assert prs["prs_merged_count"] == value(
+        series, "devin_prs", org=org, window="24h", state="merged"
+    )
+    searches = await get(http, demo, f"/v3/organizations/{org}/metrics/searches", **span)
+    assert searches["searches_created_count"] == value(
+        series, "devin_searches_created", org=org, window="24h"
+    )
+    active = await get(http, demo, f"/v3/organizations/{org}/metrics/active-users", **span)
+    assert active["active_users"] == value(series, "devin_active_users", org=org, window="24h")
+    assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
 
 
 async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
