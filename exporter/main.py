@@ -389,6 +389,8 @@ def demo_settings(
                 "service_user_key": account.service_user_key,
                 "enterprise_key": account.enterprise_key,
                 "enterprise_service_user_key": account.enterprise_service_user_key,
+                # The demo API is local: no need to spread its requests like Devin's.
+                "requests_per_second": 100,
             },
             "organizations": [{"id": o.id, "name": o.name} for o in account.orgs],
         },
