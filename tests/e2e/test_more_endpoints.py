@@ -60,6 +60,17 @@ async def test_prs_searches_and_active_users_equal_the_demo_api(
     active = await get(http, demo, f"/v3/organizations/{org}/metrics/active-users", **span)
     assert active["active_users"] == value(series, "devin_active_users", org=org, window="7d")
     assert {"day", "week", "month"} == label_values(series, "devin_active_users_latest", "period")
+    # The last complete UTC day of the three days the exporter asks for.
+    days = await get(
+        http,
+        demo,
+        f"/v3/organizations/{org}/metrics/dau",
+        time_after=int(FIXED_NOW - 3 * DAY),
+        time_before=int(FIXED_NOW),
+    )
+    complete = [d for d in days if d["end_time"] <= FIXED_NOW]
+    last = max(complete, key=lambda d: d["end_time"])
+    assert last["active_users"] == value(series, "devin_active_users_latest", org=org, period="day")
 
 
 async def test_consumption_sums_billing_days_and_costs_one_request_per_org(
