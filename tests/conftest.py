@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from exporter import main
+from exporter.client import DevinClient, RetryPolicy
 from exporter.config import EndpointsSettings, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.listener import Listener, listen
@@ -279,3 +280,44 @@ async def running(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
             yield runtime
         finally:
             await runtime.close()
+
+
+# Narrow client tests: DevinClient over httpx.MockTransport, one attempt per call (retries
+# have their own tests in test_client_retries.py).
+
+MOCK_BASE_URL = "https://devin.test"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Recorder:
+    """A MockTransport handler that records requests and answers with `respond`."""
+
+    def __init__(self, respond: Handler) -> None:
+        self.respond = respond
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.respond(request)
+
+
+def answer(status: int, body: Any = None) -> Handler:
+    return lambda request: httpx.Response(status, json=body)
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Callable[..., DevinClient]]:
+    """Builds one-attempt DevinClients over MockTransports; closes their httpx clients."""
+    opened: list[httpx.AsyncClient] = []
+
+    def build(handler: Handler, **kwargs: Any) -> DevinClient:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=MOCK_BASE_URL)
+        opened.append(http)
+        kwargs.setdefault("retry", RetryPolicy(attempts=1))
+        return DevinClient(http, **kwargs)
+
+    try:
+        yield build
+    finally:
+        for http in opened:
+            await http.aclose()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Recorder, answer
 from pydantic import SecretStr
 
 from exporter.client import (
@@ -17,12 +18,10 @@ from exporter.client import (
     V3_ORG_SESSIONS,
     DevinAPIError,
     DevinClient,
-    RetryPolicy,
     rfc3339,
 )
 
 KEY = "cog_ClientTestKey0123456789abcdefghij"
-BASE = "https://devin.test"
 
 SESSION_BODY: dict[str, Any] = {
     "sessions_created_count": 7,
@@ -34,45 +33,6 @@ SESSION_BODY: dict[str, Any] = {
     "sessions_with_merged_prs_by_size": {"xs": 2, "m": 1},
     "avg_acus_per_session": 1.75,
 }
-
-# These tests pin single requests; retries of transient failures are tested elsewhere.
-ONE_ATTEMPT = RetryPolicy(attempts=1)
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers with `respond`."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
-
-def answer(status: int, body: Any = None) -> Handler:
-    return lambda request: httpx.Response(status, json=body)
-
-
-@pytest.fixture
-async def make_client() -> AsyncIterator[Callable[..., DevinClient]]:
-    """Builds one-attempt DevinClients over MockTransports; closes their httpx clients."""
-    opened: list[httpx.AsyncClient] = []
-
-    def build(handler: Handler, **kwargs: Any) -> DevinClient:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE)
-        opened.append(http)
-        kwargs.setdefault("retry", ONE_ATTEMPT)
-        return DevinClient(http, **kwargs)
-
-    try:
-        yield build
-    finally:
-        for http in opened:
-            await http.aclose()
 
 
 async def org_sessions(client: DevinClient, org: str = "org-a") -> Any:

@@ -3,12 +3,13 @@ pagination and problem-details errors."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Handler, Recorder, answer
 from pydantic import SecretStr
 
 from exporter import client as client_module
@@ -36,8 +37,6 @@ from exporter.client import (
 from exporter.models import KNOWN_ORIGINS
 
 KEY = "cog_ClientMoreTestKey0123456789abcdefgh"
-BASE = "https://devin.test"
-ONE_ATTEMPT = RetryPolicy(attempts=1)
 START = datetime(2026, 11, 20, 8, tzinfo=UTC)
 END = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
@@ -75,42 +74,6 @@ CATEGORIES = {
         }
     ]
 }
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers with `respond`."""
-
-    def __init__(self, respond: Handler) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.respond(request)
-
-
-def answer(status: int, body: Any = None) -> Handler:
-    return lambda request: httpx.Response(status, json=body)
-
-
-@pytest.fixture
-async def make_client() -> AsyncIterator[Callable[..., DevinClient]]:
-    opened: list[httpx.AsyncClient] = []
-
-    def build(handler: Handler, **kwargs: Any) -> DevinClient:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE)
-        opened.append(http)
-        kwargs.setdefault("retry", ONE_ATTEMPT)
-        return DevinClient(http, **kwargs)
-
-    try:
-        yield build
-    finally:
-        for http in opened:
-            await http.aclose()
-
 
 Call = Callable[[DevinClient], Awaitable[Any]]
 K = SecretStr(KEY)

@@ -284,16 +284,21 @@ def test_every_rule_evaluates_without_error(demo_exporter: ExporterProcess, tmp_
         assert [] == firing()
 
 
+def first_org(prometheus: Prometheus) -> str:
+    """The first organisation Prometheus knows of, once it knows any."""
+    wait_for(
+        "organisations known",
+        lambda: bool(prometheus.query("devin_org_info")),
+        DATA_WITHIN_SECONDS,
+    )
+    return str(sorted(s["metric"]["org"] for s in prometheus.query("devin_org_info"))[0])
+
+
 def test_a_failing_devin_target_fires_devin_target_failing(
     demo_exporter: ExporterProcess, tmp_path: Path
 ) -> None:
     with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
-        wait_for(
-            "organisations known",
-            lambda: bool(prometheus.query("devin_org_info")),
-            DATA_WITHIN_SECONDS,
-        )
-        org = sorted(s["metric"]["org"] for s in prometheus.query("devin_org_info"))[0]
+        org = first_org(prometheus)
         assert [] == prometheus.firing("DevinTargetFailing")
 
         demo_exporter.inject_fault("v3_org_sessions", org, 500)
@@ -316,12 +321,7 @@ def test_a_refused_key_fires_devin_auth_failures_until_a_poll_is_accepted(
 ) -> None:
     """The alert reads devin_exporter_auth_failing, which holds through the exporter's backoff."""
     with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
-        wait_for(
-            "organisations known",
-            lambda: bool(prometheus.query("devin_org_info")),
-            DATA_WITHIN_SECONDS,
-        )
-        org = sorted(s["metric"]["org"] for s in prometheus.query("devin_org_info"))[0]
+        org = first_org(prometheus)
         assert [] == prometheus.firing("DevinAuthFailures")
 
         demo_exporter.inject_fault("v3_org_sessions", org, 401)
