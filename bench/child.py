@@ -62,10 +62,9 @@ async def _no_commands(command: Command) -> dict[str, Any]:
 
 
 async def run_demo(args: dict[str, Any]) -> None:
-    from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
     from exporter.demo.app import DemoAccount, DemoAPI
     from exporter.demo.faults import Fault, FaultPlan, PlanEntry
-    from exporter.listener import listen
+    from exporter.web.listener import listen
 
     account = DemoAccount.generate(args["orgs"], seed=args.get("seed", 1))
     entries: list[PlanEntry] = []
@@ -73,9 +72,9 @@ async def run_demo(args: dict[str, Any]) -> None:
     if delay:
         faults = [Fault(delay_seconds=delay)]
         ids = [o.id for o in account.orgs]
-        entries += [PlanEntry(endpoint=V3_ORG_SESSIONS, org=i, faults=faults) for i in ids]
-        entries += [PlanEntry(endpoint=V2_ENTERPRISE_SESSIONS, org=i, faults=faults) for i in ids]
-        entries.append(PlanEntry(endpoint=V2_ENTERPRISE_SESSIONS, org="", faults=faults))
+        entries += [PlanEntry(endpoint="v3_org_sessions", org=i, faults=faults) for i in ids]
+        entries += [PlanEntry(endpoint="v2_enterprise_sessions", org=i, faults=faults) for i in ids]
+        entries.append(PlanEntry(endpoint="v2_enterprise_sessions", org="", faults=faults))
     api = DemoAPI(account, plan=FaultPlan(entries))
     listener = await listen(api.app(), "127.0.0.1:0")
     try:
@@ -180,7 +179,7 @@ async def run_static(args: dict[str, Any]) -> None:
     """The floor: the same bodies, prebuilt (and gzipped once), chosen by the request headers."""
     from aiohttp import web
 
-    from exporter.listener import listen
+    from exporter.web.listener import listen
 
     text = await asyncio.to_thread(Path(args["text"]).read_bytes)
     openmetrics = await asyncio.to_thread(Path(args["openmetrics"]).read_bytes)

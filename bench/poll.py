@@ -47,7 +47,7 @@ def requests_per_key(orgs: int, windows: int) -> dict[str, int]:
 def planned_requests(values: dict[str, Any]) -> int | None:
     """Requests per cycle by the exporter's own plan, where it has one (a cross-check)."""
     try:
-        from exporter.plan import request_plan  # type: ignore[import-not-found,unused-ignore]
+        from exporter.polling.plan import request_plan  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     from exporter.config import load_settings

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from exporter import __version__
 from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
-from exporter.plan import explain, request_plan
+from exporter.polling.plan import explain, request_plan
 from exporter.sharding import parse_shard
-from exporter.webconfig import WebConfigError, WebSecurity
+from exporter.web.webconfig import WebConfigError, WebSecurity
 
 EXIT_CONFIG = 2
 

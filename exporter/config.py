@@ -20,10 +20,10 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
+    YamlConfigSettingsSource,
 )
 
 from exporter.durations import Seconds
@@ -186,6 +186,7 @@ class EndpointsSettings(_Section):
     # Enterprise-wide; need devin.enterprise_service_user_key.
     sessions_by_category: EndpointSettings = _opt_in()
     billing_cycles: EndpointSettings = _opt_in()
+    usage: EndpointSettings = _opt_in()  # Devin's usage summary (metrics/usage)
 
     # Slow-changing groups poll less often unless told otherwise (seconds).
     DEFAULT_INTERVALS: ClassVar[dict[str, float]] = {
@@ -324,10 +325,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: explicit arguments, then the environment, then the YAML file (read
-        # once by load_settings, which reports its errors with the file's name).
-        file_values = getattr(settings_cls, "file_values", {})
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, file_values))
+        # First wins: explicit arguments, then the environment, then the YAML file that
+        # load_settings names in `yaml_file` (none: no file).
+        return (init_settings, env_settings, _YamlSource(settings_cls))
 
     @field_validator("windows")
     @classmethod
@@ -458,32 +458,34 @@ def config_path_from_env(explicit: Path | None) -> Path | None:
     return Path(from_env) if from_env else None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-    except (ValueError, TypeError, IndexError, OverflowError):
-        # Tagged scalars such as `!!int devin` fail in PyYAML's constructors with plain
-        # Python errors rather than YAMLError.
-        raise ConfigError(
-            f"config file {path} is not valid YAML: a tagged value is wrong"
-        ) from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys at the top level")
-    if not all(isinstance(key, str) for key in raw):
-        raise ConfigError(f"config file {path}: top-level keys must be strings")
-    return raw
+class _YamlSource(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, with errors that name the file and say what is wrong."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        path = Path(str(file_path))
+        try:
+            raw = super()._read_file(file_path)
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        except RecursionError:
+            raise ConfigError(f"config file {path} is nested too deeply") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        except (ValueError, TypeError, IndexError, OverflowError):
+            # Tagged scalars such as `!!int devin` fail in PyYAML's constructors with plain
+            # Python errors rather than YAMLError.
+            raise ConfigError(
+                f"config file {path} is not valid YAML: a tagged value is wrong"
+            ) from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys at the top level")
+        if not all(isinstance(key, str) for key in raw):
+            raise ConfigError(f"config file {path}: top-level keys must be strings")
+        return raw
 
 
 def _check_environment(source: str) -> None:
@@ -504,10 +506,13 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     """Read and validate the settings; raises ConfigError naming the file and the key."""
     source = f"{path} (or its {ENV_PREFIX}* environment overrides)" if path else "environment"
     _check_environment(source)
-    values = _read_yaml(path) if path is not None else {}
+    if path is not None and not path.is_file():
+        # The YAML source skips a file that is not there; a named config must exist.
+        reason = "not a file" if path.exists() else "No such file or directory"
+        raise ConfigError(f"cannot read config file {path}: {reason}")
 
     class FileSettings(Settings):
-        file_values: ClassVar[dict[str, Any]] = values
+        model_config = SettingsConfigDict(yaml_file=path)
 
     try:
         return FileSettings(**overrides)

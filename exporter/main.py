@@ -11,7 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -20,7 +20,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
-from exporter.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.config import (
     ConfigError,
     EndpointsSettings,
@@ -28,18 +27,20 @@ from exporter.config import (
     Settings,
     load_settings,
 )
-from exporter.demo.app import DemoAccount, DemoAPI
-from exporter.demo.faults import FaultPlan
-from exporter.discovery import list_organizations, merge
-from exporter.exposition import Exposition
-from exporter.instruments import Instruments
-from exporter.listener import Listener, listen
+from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.ratelimit import KeyGates, key_digest
 from exporter.logs import configure_logging
-from exporter.plan import build_targets
-from exporter.poller import Poller
-from exporter.ratelimit import KeyGates, key_digest
-from exporter.server import ExporterApp
-from exporter.webconfig import WebSecurity
+from exporter.metrics.exposition import Exposition
+from exporter.metrics.instruments import Instruments
+from exporter.polling.discovery import list_organizations, merge
+from exporter.polling.plan import build_targets
+from exporter.polling.poller import Poller
+from exporter.web.listener import Listener, listen
+from exporter.web.server import ExporterApp
+from exporter.web.webconfig import WebSecurity
+
+if TYPE_CHECKING:  # the demo is imported only when asked for
+    from exporter.demo.app import DemoAccount
 
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
@@ -399,6 +400,8 @@ def demo_settings(
 
 async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: bool) -> int:
     """`--demo`: start the demo API on a free loopback port and run the exporter against it."""
+    from exporter.demo.app import DemoAccount, DemoAPI
+
     account = DemoAccount.generate(3)
     demo = await listen(DemoAPI(account).app(), "127.0.0.1:0")
     try:
@@ -414,6 +417,9 @@ async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: b
 
 async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path | None) -> int:
     """`devin-exporter demo-api`: the demo API alone; prints its keys for a config file."""
+    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.faults import FaultPlan
+
     configure_logging("info", "logfmt")
     account = DemoAccount.generate(orgs, seed=seed)
     plan = FaultPlan.from_file(faults) if faults else FaultPlan()

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from exporter.durations import parse_duration
 
 DAY_BOUNDARY = timedelta(hours=8)  # 08:00 UTC
-_DAY = 86400.0
+DAY_SECONDS = 86400.0
+_DAY = DAY_SECONDS
 
 CALENDAR = ("today", "cycle")
 

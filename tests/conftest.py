@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from exporter import main
-from exporter.client import DevinClient, RetryPolicy
 from exporter.config import EndpointsSettings, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
-from exporter.listener import Listener, listen
+from exporter.devin.client import DevinClient, RetryPolicy
+from exporter.web.listener import Listener, listen
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_GROUPS = tuple(EndpointsSettings.model_fields)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 from conftest import ROOT
+from docs_endpoints import endpoints_table
 from scrape import families
 
 from exporter import main
@@ -78,3 +79,11 @@ def test_config_example_is_a_valid_config(tmp_path: Path) -> None:
     settings = load_settings(path)
     assert ["1h", "24h", "7d", "30d"] == [w.label for w in settings.windows]
     assert 2 == len(settings.organizations)
+
+
+def test_endpoints_doc_lists_every_row_with_its_contract_page() -> None:
+    """docs/endpoints.md renders the endpoint table; regenerate it from the expected text."""
+    text = (ROOT / "docs" / "endpoints.md").read_text(encoding="utf-8")
+    start = text.index("<!-- endpoints-table:start -->\n") + len("<!-- endpoints-table:start -->\n")
+    end = text.index("<!-- endpoints-table:end -->")
+    assert endpoints_table() == text[start:end]

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,16 @@ from hypothesis import strategies as st
 from prometheus_client.utils import floatToGoString
 from pydantic import SecretStr, ValidationError
 
-from exporter.client import REASONS, DevinAPIError, DevinClient, RetryPolicy, parse_retry_after
 from exporter.config import ConfigError, load_settings
-from exporter.models import KNOWN_ORIGINS, KNOWN_SIZES, EnterpriseSessions, SessionMetrics
+from exporter.devin.client import (
+    REASONS,
+    DevinAPIError,
+    DevinClient,
+    RetryPolicy,
+    parse_retry_after,
+)
+from exporter.devin.models import KNOWN_ORIGINS, KNOWN_SIZES, EnterpriseSessions, SessionMetrics
+from exporter.devin.table import ENDPOINTS
 
 SECRET = "cog_Pr0pErTy-t3st-s3cret-k3y_do-not-leak"
 ENTERPRISE_SECRET = "apk_user_Pr0pErTy-t3st-3nterpr1se-k3y"
@@ -254,10 +261,12 @@ def run_client(status: int, headers: dict[str, str], content: bytes, *, v2: bool
                 ),
             )
             if v2:
-                now = datetime.now(UTC)
-                await client.enterprise_sessions(SecretStr(ENTERPRISE_SECRET), start=now, end=now)
+                row = ENDPOINTS["v2_enterprise_sessions"]
+                now = time.time()
+                await client.fetch(row, SecretStr(ENTERPRISE_SECRET), row.call("", now, now))
             else:
-                await client.org_sessions("org-a", SecretStr(SECRET), time_after=0, time_before=1)
+                row = ENDPOINTS["v3_org_sessions"]
+                await client.fetch(row, SecretStr(SECRET), row.call("org-a", 0, 1))
 
     asyncio.run(go())
 

@@ -27,26 +27,6 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporter.client import (
-    V2_ENTERPRISE_CONSUMPTION_DAILY,
-    V2_ENTERPRISE_ORGANIZATIONS,
-    V2_ENTERPRISE_PRS,
-    V2_ENTERPRISE_SESSIONS,
-    V3_ENTERPRISE_ACTIVE_USERS,
-    V3_ENTERPRISE_CONSUMPTION_CYCLES,
-    V3_ENTERPRISE_CONSUMPTION_DAILY,
-    V3_ENTERPRISE_ORGANIZATIONS,
-    V3_ENTERPRISE_PRS,
-    V3_ENTERPRISE_SEARCHES,
-    V3_ENTERPRISE_SESSIONS,
-    V3_ENTERPRISE_SESSIONS_BY_CATEGORY,
-    V3_ORG_ACTIVE_USER_BUCKETS,
-    V3_ORG_ACTIVE_USERS,
-    V3_ORG_CONSUMPTION_DAILY,
-    V3_ORG_PRS,
-    V3_ORG_SEARCHES,
-    V3_ORG_SESSIONS,
-)
 from exporter.demo.data import (
     CATEGORIES,
     DayConsumption,
@@ -57,11 +37,14 @@ from exporter.demo.data import (
     billing_cycles,
     billing_days,
     periods,
+    segment_prs,
     segment_totals,
 )
 from exporter.demo.faults import Fault, FaultPlan, PlanEntry
+from exporter.devin.spec import Contract
+from exporter.devin.table import ACTIVE_USER_PERIODS, ROWS, Endpoint
 
-# v2 counts without a start date go back this far.
+# How far back the demo's billing cycles are listed.
 _HISTORY_SECONDS: Final = 400 * 86400
 # A stalled answer hangs this long at most, or until the client hangs up.
 _STALL_SECONDS: Final = 3600.0
@@ -174,32 +157,13 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _int_param(request: web.Request, name: str) -> int | web.Response:
-    raw = request.query.get(name)
-    if raw is None:
-        return _invalid(["query", name], "Field required", "missing")
-    try:
-        return int(raw)
-    except ValueError:
-        return _invalid(
-            ["query", name],
-            "Input should be a valid integer, unable to parse string as an integer",
-            "int_parsing",
-        )
-
-
-def _datetime_param(request: web.Request, *names: str) -> datetime | web.Response | None:
+def _datetime_param(request: web.Request, *names: str) -> datetime | None:
+    """The first of `names` given, as an aware date-time (the contract checked its form)."""
     for name in names:
         raw = request.query.get(name)
-        if raw is None:
-            continue
-        try:
+        if raw is not None:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            return _invalid(
-                ["query", name], "Input should be a valid datetime", "datetime_from_date_parsing"
-            )
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return None
 
 
@@ -220,35 +184,6 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
     """An RFC 9457 problem, keeping `detail` as Devin's ProblemDetail does."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return web.json_response(body, status=status, content_type="application/problem+json")
-
-
-def _optional_int_param(request: web.Request, name: str) -> int | web.Response | None:
-    return None if name not in request.query else _int_param(request, name)
-
-
-def _bounded_int_param(
-    request: web.Request, name: str, default: int, low: int, high: int | None = None
-) -> int | web.Response:
-    value = _optional_int_param(request, name)
-    if value is None:
-        return default
-    if isinstance(value, web.Response):
-        return value
-    if value < low:
-        return _invalid(
-            ["query", name], f"Input should be greater than or equal to {low}", "greater_than_equal"
-        )
-    if high is not None and value > high:
-        return _invalid(
-            ["query", name], f"Input should be less than or equal to {high}", "less_than_equal"
-        )
-    return value
-
-
-def _org_ids_param(request: web.Request) -> list[str]:
-    """`org_ids` as a repeated key (`org_ids` or `org_ids[]`), each maybe comma-separated."""
-    raw = request.query.getall("org_ids", []) or request.query.getall("org_ids[]", [])
-    return [part for value in raw for part in value.split(",") if part]
 
 
 def _too_many(name: str, what: str) -> web.Response:
@@ -278,9 +213,7 @@ def _cursor_page(
     The cursor holds the last key sent, so rows added or removed between pages neither
     repeat nor vanish from the pages still to come.
     """
-    first = _bounded_int_param(request, "first", _PAGE_DEFAULT, 1, _PAGE_MAX)
-    if isinstance(first, web.Response):
-        return first
+    first = int(request.query.get("first", str(_PAGE_DEFAULT)))
     remaining = rows
     after = request.query.get("after")
     if after is not None:
@@ -460,6 +393,39 @@ async def _until_disconnected(request: web.Request, limit_seconds: float) -> Non
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Body = Any  # a JSON body, or the error response that replaces it
+"""What an answer gives: the JSON body, or an error response (422) instead."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request to a Devin route: the org of its path, and its `org_ids`."""
+
+    request: web.Request
+    org_id: str
+    org_ids: list[str]
+
+
+Answer = Callable[[Ask], Body]
+
+
+def _segment_key(request: web.Request, names: Sequence[str]) -> str:
+    """A stable key of a request's user or playbook filters ("" when there are none)."""
+    return "|".join(
+        f"{name}={','.join(sorted(request.query.getall(name, [])))}"
+        for name in names
+        if request.query.getall(name, [])
+    )
+
+
+def _thresholds(request: web.Request) -> dict[str, int]:
+    """`min_sessions` and `min_searches`, 1 when not given."""
+    return {name: int(request.query.get(name, "1")) for name in ("min_sessions", "min_searches")}
+
+
+def _route(row: Endpoint[Any]) -> str:
+    """The aiohttp route of a row's path template."""
+    return row.path.replace("{period}", f"{{period:{'|'.join(ACTIVE_USER_PERIODS)}}}")
 
 
 class DemoAPI:
@@ -477,28 +443,39 @@ class DemoAPI:
         self._clock = clock
 
     def app(self) -> web.Application:
+        """Devin's routes, one per row of the endpoint table, and the admin API."""
         app = web.Application(middlewares=[_admin_on_loopback_only])
-        org = "/v3/organizations/{org_id}"
+        answers: dict[str, Answer] = {
+            "v3_org_sessions": self._v3_sessions,
+            "v3_org_prs": self._v3_org_prs,
+            "v3_org_searches": self._v3_org_searches,
+            "v3_org_active_users": self._v3_org_active_users,
+            "v3_org_active_user_buckets": self._v3_org_buckets,
+            "v3_org_consumption_daily": self._v3_org_consumption,
+            "v3_org_usage": self._v3_org_usage,
+            "v3_enterprise_sessions": self._v3_ent_sessions,
+            "v3_enterprise_prs": self._v3_ent_prs,
+            "v3_enterprise_searches": self._v3_ent_searches,
+            "v3_enterprise_active_users": self._v3_ent_active_users,
+            "v3_enterprise_active_user_buckets": self._v3_ent_buckets,
+            "v3_enterprise_sessions_by_category": self._v3_ent_categories,
+            "v3_enterprise_consumption_daily": self._v3_ent_consumption,
+            "v3_enterprise_org_consumption_daily": self._v3_ent_org_consumption,
+            "v3_enterprise_usage": self._v3_ent_usage,
+            "v3_enterprise_org_usage": self._v3_ent_org_usage,
+            "v3_enterprise_consumption_cycles": self._v3_ent_cycles,
+            "v3_enterprise_organizations": self._v3_ent_organizations,
+            "v2_enterprise_sessions": self._v2_sessions,
+            "v2_enterprise_prs": self._v2_prs,
+            "v2_enterprise_consumption_daily": self._v2_consumption,
+            "v2_enterprise_organizations": self._v2_organizations,
+        }
+        contract = Contract.load()
+        app.add_routes(
+            [web.get(_route(row), self._serve(row, contract, answers[row.name])) for row in ROWS]
+        )
         app.add_routes(
             [
-                web.get(f"{org}/metrics/sessions", self._v3_sessions),
-                web.get(f"{org}/metrics/prs", self._v3_org_prs),
-                web.get(f"{org}/metrics/searches", self._v3_org_searches),
-                web.get(f"{org}/metrics/active-users", self._v3_org_active_users),
-                web.get(f"{org}/metrics/{{period:dau|wau|mau}}", self._v3_org_buckets),
-                web.get(f"{org}/consumption/daily", self._v3_org_consumption),
-                web.get("/v3/enterprise/metrics/sessions", self._v3_ent_sessions),
-                web.get("/v3/enterprise/metrics/prs", self._v3_ent_prs),
-                web.get("/v3/enterprise/metrics/searches", self._v3_ent_searches),
-                web.get("/v3/enterprise/metrics/active-users", self._v3_ent_active_users),
-                web.get("/v3/enterprise/metrics/sessions-by-category", self._v3_ent_categories),
-                web.get("/v3/enterprise/consumption/daily", self._v3_ent_consumption),
-                web.get("/v3/enterprise/consumption/cycles", self._v3_ent_cycles),
-                web.get("/v3/enterprise/organizations", self._v3_ent_organizations),
-                web.get("/v2/enterprise/metrics/sessions", self._v2_sessions),
-                web.get("/v2/enterprise/metrics/prs", self._v2_prs),
-                web.get("/v2/enterprise/consumption/daily", self._v2_consumption),
-                web.get("/v2/enterprise/organizations", self._v2_organizations),
                 web.get("/_demo/account", self._admin_account),
                 web.post("/_demo/orgs", self._admin_add_org),
                 web.delete("/_demo/orgs/{org_id}", self._admin_remove_org),
@@ -509,7 +486,50 @@ class DemoAPI:
         )
         return app
 
+    def _serve(self, row: Endpoint[Any], contract: Contract, answer: Answer) -> Handler:
+        """A row's route: count it (and pick its fault), refuse a key that may not ask,
+        refuse a query the contract does not document, then answer.
+
+        The 422 for an undocumented, missing or mistyped parameter is FastAPI's
+        HTTPValidationError, and stricter than Devin (which may ignore an unknown one)
+        on purpose: a client that sends what the contract lacks must fail here.
+        """
+        operation = contract.operation(row.path.replace("{period}", ACTIVE_USER_PERIODS[0]))
+        if operation is None:
+            raise LookupError(f"{row.name}: {row.path} is not in the contract")
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            ask = Ask(
+                request, request.match_info.get("org_id", ""), request.query.getall("org_ids", [])
+            )
+            fault = self.plan.next_fault(row.name, ask.org_id or ",".join(ask.org_ids))
+            denied = self._denied(row, request, ask.org_id)
+            if denied is not None:
+                return denied
+            problems = operation.check_query(
+                {n: request.query.getall(n) for n in set(request.query)}
+            )
+            if problems:
+                return web.json_response({"detail": [p.as_detail() for p in problems]}, status=422)
+            body = answer(ask)
+            if isinstance(body, web.Response):
+                return body
+            return await self._answer(request, fault, body)
+
+        return serve
+
     # Who may ask, and for what.
+
+    def _denied(self, row: Endpoint[Any], request: web.Request, org_id: str) -> web.Response | None:
+        """Why a key may not ask a row, if it may not: by the row's key kind and permission."""
+        if row.key == "enterprise_admin":
+            return self._v2_denied(request)
+        if row.key == "service_user":
+            return self._org_denied(request, org_id, row.permission)
+        denied = self._enterprise_denied(request, row.permission)
+        if denied is None and row.per_org_path and org_id not in self.account.models:
+            return _problem(404, "Not Found", "Unknown organization")
+        return denied
 
     def _org_denied(
         self, request: web.Request, org_id: str, permission: str = "ViewOrgMetrics"
@@ -548,16 +568,11 @@ class DemoAPI:
             return _error(403, "Enterprise admin personal API key (apk_user_) required")
         return None
 
-    # What they ask about.
+    # What they ask about (the contract has checked names and types already).
 
     def _range(self, request: web.Request) -> tuple[float, float] | web.Response:
         """The required `time_after`/`time_before`, the end clipped to the clock."""
-        after = _int_param(request, "time_after")
-        if isinstance(after, web.Response):
-            return after
-        before = _int_param(request, "time_before")
-        if isinstance(before, web.Response):
-            return before
+        after, before = int(request.query["time_after"]), int(request.query["time_before"])
         if after > before:
             return _invalid(
                 ["query", "time_after"], "time_after must be <= time_before", "value_error"
@@ -566,44 +581,31 @@ class DemoAPI:
 
     def _optional_range(self, request: web.Request) -> tuple[float, float] | web.Response:
         """Optional `time_after`/`time_before`: by default the current billing cycle so far."""
-        after = _optional_int_param(request, "time_after")
-        if isinstance(after, web.Response):
-            return after
-        before = _optional_int_param(request, "time_before")
-        if isinstance(before, web.Response):
-            return before
         now = self._clock()
-        start = float(after) if after is not None else billing_cycles(now, now)[0][0]
-        if before is not None and start > before:
+        after = request.query.get("time_after")
+        before = request.query.get("time_before")
+        start = float(after) if after is not None else self._cycle_start()
+        if before is not None and start > float(before):
             return _invalid(
                 ["query", "time_after"], "time_after must be <= time_before", "value_error"
             )
         return start, max(start, min(float(before) if before is not None else now, now))
 
-    def _v2_range(
-        self, request: web.Request, default_start: float
-    ) -> tuple[float, float] | web.Response:
-        start = _datetime_param(request, "start", "start_date")
-        if isinstance(start, web.Response):
-            return start
-        end = _datetime_param(request, "end", "end_date")
-        if isinstance(end, web.Response):
-            return end
+    def _cycle_start(self) -> float:
         now = self._clock()
-        begin = start.timestamp() if start else default_start
+        return float(billing_cycles(now, now)[0][0])
+
+    def _v2_range(self, request: web.Request) -> tuple[float, float] | web.Response:
+        """`start`/`end` (or `start_date`/`end_date`): by default the current billing
+        cycle so far, as the v2 reference says."""
+        start = _datetime_param(request, "start", "start_date")
+        end = _datetime_param(request, "end", "end_date")
+        now = self._clock()
+        begin = start.timestamp() if start else self._cycle_start()
         finish = min(end.timestamp() if end else now, now)
         if begin > finish:
             return _invalid(["query", "start"], "start must be before end", "value_error")
         return begin, finish
-
-    def _active_user_thresholds(self, request: web.Request) -> dict[str, int] | web.Response:
-        thresholds = {}
-        for name in ("min_sessions", "min_searches"):
-            value = _bounded_int_param(request, name, 1, 0)
-            if isinstance(value, web.Response):
-                return value
-            thresholds[name] = value
-        return thresholds
 
     def _ids(self, org_ids: list[str]) -> list[str]:
         """The known ones of `org_ids`, or every organisation's id when none are given."""
@@ -615,209 +617,168 @@ class DemoAPI:
 
     # Devin's organisation endpoints (v3).
 
-    async def _v3_sessions(self, request: web.Request) -> web.StreamResponse:
+    def _v3_sessions(self, ask: Ask) -> Body:
         # user_ids, service_user_ids and playbook_id narrow the count to a segment.
-        segment = "|".join(
-            f"{name}={','.join(sorted(request.query.getall(name, [])))}"
-            for name in ("user_ids", "service_user_ids", "playbook_id")
-            if request.query.getall(name, [])
-        )
+        segment = _segment_key(ask.request, ("user_ids", "service_user_ids", "playbook_id"))
 
         def body(model: OrgModel, start: float, end: float) -> dict[str, Any]:
             totals = model.totals(start, end)
             return _session_body(segment_totals(totals, segment) if segment else totals)
 
-        return await self._org_metric(request, V3_ORG_SESSIONS, body)
+        return self._org_metric(ask, body)
 
-    async def _v3_org_prs(self, request: web.Request) -> web.StreamResponse:
+    def _v3_org_prs(self, ask: Ask) -> Body:
         now = self._clock()
-        return await self._org_metric(
-            request,
-            V3_ORG_PRS,
-            lambda model, start, end: _pr_body(model.pull_requests(start, end, now)),
+        return self._org_metric(
+            ask, lambda model, start, end: _pr_body(model.pull_requests(start, end, now))
         )
 
-    async def _v3_org_searches(self, request: web.Request) -> web.StreamResponse:
-        return await self._org_metric(
-            request,
-            V3_ORG_SEARCHES,
-            lambda model, start, end: {"searches_created_count": model.searches(start, end)},
+    def _v3_org_searches(self, ask: Ask) -> Body:
+        return self._org_metric(
+            ask, lambda model, start, end: {"searches_created_count": model.searches(start, end)}
         )
 
-    async def _v3_org_active_users(self, request: web.Request) -> web.StreamResponse:
-        thresholds = self._active_user_thresholds(request)
-        return await self._org_metric(
-            request,
-            V3_ORG_ACTIVE_USERS,
-            thresholds
-            if isinstance(thresholds, web.Response)
-            else lambda model, start, end: _active_users_body([model], start, end, thresholds),
+    def _v3_org_active_users(self, ask: Ask) -> Body:
+        thresholds = _thresholds(ask.request)
+        return self._org_metric(
+            ask, lambda model, start, end: _active_users_body([model], start, end, thresholds)
         )
 
-    async def _v3_org_buckets(self, request: web.Request) -> web.StreamResponse:
-        org_id = request.match_info["org_id"]
-        fault = self.plan.next_fault(V3_ORG_ACTIVE_USER_BUCKETS, org_id)
-        denied = self._org_denied(request, org_id)
-        if denied is not None:
-            return denied
-        window = self._range(request)
-        if isinstance(window, web.Response):
-            return window
-        thresholds = self._active_user_thresholds(request)
-        if isinstance(thresholds, web.Response):
-            return thresholds
-        start, end = window
-        bounds = periods(_PERIODS[request.match_info["period"]], start, end)
-        if len(bounds) > _MAX_BUCKETS:
-            return _too_many("time_after", "periods")
-        model = self.account.models[org_id]
-        body = [
-            {
-                "active_users": model.active_users(max(a, start), min(b, end), **thresholds),
-                "start_time": a,
-                "end_time": b - 1,  # inclusive, as in Devin's examples
-            }
-            for a, b in bounds
-        ]
-        return await self._answer(request, fault, body)
+    def _v3_org_buckets(self, ask: Ask) -> Body:
+        return self._buckets(ask, [self.account.models[ask.org_id]])
 
-    async def _v3_org_consumption(self, request: web.Request) -> web.StreamResponse:
-        org_id = request.match_info["org_id"]
-        fault = self.plan.next_fault(V3_ORG_CONSUMPTION_DAILY, org_id)
-        denied = self._org_denied(request, org_id, "ViewOrgConsumption")
-        if denied is not None:
-            return denied
-        window = self._optional_range(request)
-        if isinstance(window, web.Response):
-            return window
-        start, end = window
-        if len(billing_days(start, end)) > _MAX_BUCKETS:
-            return _too_many("time_after", "days")
-        days = self.account.models[org_id].daily_consumption(start, end)
-        return await self._answer(request, fault, _consumption_body([days]))
+    def _v3_org_consumption(self, ask: Ask) -> Body:
+        return self._consumption(ask, [self.account.models[ask.org_id]])
 
-    async def _org_metric(
-        self,
-        request: web.Request,
-        endpoint: str,
-        body: Callable[[OrgModel, float, float], Any] | web.Response,
-    ) -> web.StreamResponse:
+    def _v3_org_usage(self, ask: Ask) -> Body:
+        return self._usage(ask, [self.account.models[ask.org_id]])
+
+    def _org_metric(self, ask: Ask, body: Callable[[OrgModel, float, float], Any]) -> Body:
         """A metrics endpoint of one organisation over a required range."""
-        org_id = request.match_info["org_id"]
-        fault = self.plan.next_fault(endpoint, org_id)
-        denied = self._org_denied(request, org_id)
-        if denied is not None:
-            return denied
-        window = self._range(request)
+        window = self._range(ask.request)
         if isinstance(window, web.Response):
             return window
-        if isinstance(body, web.Response):
-            return body
-        start, end = window
-        return await self._answer(request, fault, body(self.account.models[org_id], start, end))
+        return body(self.account.models[ask.org_id], *window)
 
     # Devin's enterprise endpoints (v3).
 
-    async def _v3_ent_sessions(self, request: web.Request) -> web.StreamResponse:
-        return await self._enterprise_metric(
-            request,
-            V3_ENTERPRISE_SESSIONS,
-            lambda models, start, end: _session_body(
-                _sum_totals([m.totals(start, end) for m in models])
-            ),
-        )
+    def _v3_ent_sessions(self, ask: Ask) -> Body:
+        segment = _segment_key(ask.request, ("user_ids", "service_user_ids", "playbook_id"))
 
-    async def _v3_ent_prs(self, request: web.Request) -> web.StreamResponse:
+        def body(models: list[OrgModel], start: float, end: float) -> dict[str, Any]:
+            totals = [m.totals(start, end) for m in models]
+            if segment:
+                totals = [segment_totals(t, segment) for t in totals]
+            return _session_body(_sum_totals(totals))
+
+        return self._enterprise_metric(ask, body)
+
+    def _v3_ent_prs(self, ask: Ask) -> Body:
         now = self._clock()
-        return await self._enterprise_metric(
-            request,
-            V3_ENTERPRISE_PRS,
+        return self._enterprise_metric(
+            ask,
             lambda models, start, end: _pr_body(
                 _sum_prs([m.pull_requests(start, end, now) for m in models])
             ),
         )
 
-    async def _v3_ent_searches(self, request: web.Request) -> web.StreamResponse:
-        return await self._enterprise_metric(
-            request,
-            V3_ENTERPRISE_SEARCHES,
+    def _v3_ent_searches(self, ask: Ask) -> Body:
+        return self._enterprise_metric(
+            ask,
             lambda models, start, end: {
                 "searches_created_count": sum(m.searches(start, end) for m in models)
             },
         )
 
-    async def _v3_ent_active_users(self, request: web.Request) -> web.StreamResponse:
-        thresholds = self._active_user_thresholds(request)
-        return await self._enterprise_metric(
-            request,
-            V3_ENTERPRISE_ACTIVE_USERS,
-            thresholds
-            if isinstance(thresholds, web.Response)
-            else lambda models, start, end: _active_users_body(models, start, end, thresholds),
+    def _v3_ent_active_users(self, ask: Ask) -> Body:
+        thresholds = _thresholds(ask.request)
+        return self._enterprise_metric(
+            ask, lambda models, start, end: _active_users_body(models, start, end, thresholds)
         )
 
-    async def _v3_ent_categories(self, request: web.Request) -> web.StreamResponse:
-        return await self._enterprise_metric(
-            request, V3_ENTERPRISE_SESSIONS_BY_CATEGORY, _category_body
-        )
+    def _v3_ent_buckets(self, ask: Ask) -> Body:
+        return self._buckets(ask, self._selected(ask.org_ids))
 
-    async def _enterprise_metric(
-        self,
-        request: web.Request,
-        endpoint: str,
-        body: Callable[[list[OrgModel], float, float], Any] | web.Response,
-    ) -> web.StreamResponse:
+    def _v3_ent_categories(self, ask: Ask) -> Body:
+        return self._enterprise_metric(ask, _category_body)
+
+    def _enterprise_metric(
+        self, ask: Ask, body: Callable[[list[OrgModel], float, float], Any]
+    ) -> Body:
         """An enterprise metrics endpoint over a required range and optional `org_ids`."""
-        org_ids = _org_ids_param(request)
-        fault = self.plan.next_fault(endpoint, ",".join(org_ids))
-        denied = self._enterprise_denied(request, "ViewAccountMetrics")
-        if denied is not None:
-            return denied
-        window = self._range(request)
+        window = self._range(ask.request)
         if isinstance(window, web.Response):
             return window
-        if isinstance(body, web.Response):
-            return body
-        start, end = window
-        return await self._answer(request, fault, body(self._selected(org_ids), start, end))
+        return body(self._selected(ask.org_ids), *window)
 
-    async def _v3_ent_consumption(self, request: web.Request) -> web.StreamResponse:
-        org_ids = _org_ids_param(request)
-        fault = self.plan.next_fault(V3_ENTERPRISE_CONSUMPTION_DAILY, ",".join(org_ids))
-        denied = self._enterprise_denied(request, "ViewAccountConsumption")
-        if denied is not None:
-            return denied
-        window = self._optional_range(request)
+    def _v3_ent_consumption(self, ask: Ask) -> Body:
+        """The whole enterprise: this route takes no organisation filter."""
+        return self._consumption(ask, self._selected([]))
+
+    def _v3_ent_org_consumption(self, ask: Ask) -> Body:
+        return self._consumption(ask, [self.account.models[ask.org_id]])
+
+    def _v3_ent_usage(self, ask: Ask) -> Body:
+        return self._usage(ask, self._selected([]))
+
+    def _v3_ent_org_usage(self, ask: Ask) -> Body:
+        return self._usage(ask, [self.account.models[ask.org_id]])
+
+    def _buckets(self, ask: Ask, models: Sequence[OrgModel]) -> Body:
+        """dau/wau/mau: one item per period that overlaps the range, oldest first."""
+        window = self._range(ask.request)
         if isinstance(window, web.Response):
             return window
         start, end = window
-        if len(billing_days(start, end)) > _MAX_BUCKETS:
+        bounds = periods(_PERIODS[ask.request.match_info["period"]], start, end)
+        if len(bounds) > _MAX_BUCKETS:
+            return _too_many("time_after", "periods")
+        thresholds = _thresholds(ask.request)
+        return [
+            {
+                "active_users": sum(
+                    m.active_users(max(a, start), min(b, end), **thresholds) for m in models
+                ),
+                "start_time": a,
+                "end_time": b - 1,  # inclusive, as in Devin's examples
+            }
+            for a, b in bounds
+        ]
+
+    def _consumption(self, ask: Ask, models: Sequence[OrgModel]) -> Body:
+        window = self._optional_range(ask.request)
+        if isinstance(window, web.Response):
+            return window
+        if len(billing_days(*window)) > _MAX_BUCKETS:
             return _too_many("time_after", "days")
-        per_org = [m.daily_consumption(start, end) for m in self._selected(org_ids)]
-        return await self._answer(request, fault, _consumption_body(per_org))
+        return _consumption_body([m.daily_consumption(*window) for m in models])
 
-    async def _v3_ent_cycles(self, request: web.Request) -> web.StreamResponse:
+    def _usage(self, ask: Ask, models: Sequence[OrgModel]) -> Body:
+        """Devin's usage summary: the same counts the metrics endpoints give, summed."""
+        window = self._optional_range(ask.request)
+        if isinstance(window, web.Response):
+            return window
+        start, end = window
+        now = self._clock()
+        prs = _sum_prs([m.pull_requests(start, end, now) for m in models])
+        return {
+            "sessions_count": sum(m.totals(start, end).created for m in models),
+            "searches_count": sum(m.searches(start, end) for m in models),
+            "prs_created_count": prs.created,
+            "prs_merged_count": prs.merged,
+        }
+
+    def _v3_ent_cycles(self, ask: Ask) -> Body:
         """Monthly cycles from the 1st at 08:00 UTC, oldest first, up to the current one."""
-        fault = self.plan.next_fault(V3_ENTERPRISE_CONSUMPTION_CYCLES, "")
-        denied = self._enterprise_denied(request, "ViewAccountConsumption")
-        if denied is not None:
-            return denied
         now = self._clock()
         rows = [
             (f"{start:012d}", {"after": start, "before": end})
             for start, end in billing_cycles(now - _HISTORY_SECONDS, now)
         ]
-        page = _cursor_page(request, "cycle", rows)
-        if isinstance(page, web.Response):
-            return page
-        return await self._answer(request, fault, page)
+        return _cursor_page(ask.request, "cycle", rows)
 
-    async def _v3_ent_organizations(self, request: web.Request) -> web.StreamResponse:
+    def _v3_ent_organizations(self, ask: Ask) -> Body:
         """The account's organisations, ordered by id."""
-        fault = self.plan.next_fault(V3_ENTERPRISE_ORGANIZATIONS, "")
-        denied = self._enterprise_denied(request, "ManageOrganizations")
-        if denied is not None:
-            return denied
         rows = [
             (
                 o.id,
@@ -832,81 +793,58 @@ class DemoAPI:
             )
             for o in sorted(self.account.orgs, key=lambda o: o.id)
         ]
-        page = _cursor_page(request, "org", rows)
-        if isinstance(page, web.Response):
-            return page
-        return await self._answer(request, fault, page)
+        return _cursor_page(ask.request, "org", rows)
 
     # Devin's enterprise endpoints (v2).
 
-    async def _v2_sessions(self, request: web.Request) -> web.StreamResponse:
-        org_ids = _org_ids_param(request)
-        fault = self.plan.next_fault(V2_ENTERPRISE_SESSIONS, ",".join(org_ids))
-        denied = self._v2_denied(request)
-        if denied is not None:
-            return denied
-        window = self._v2_range(request, self._clock() - _HISTORY_SECONDS)
+    def _v2_sessions(self, ask: Ask) -> Body:
+        window = self._v2_range(ask.request)
         if isinstance(window, web.Response):
             return window
-        count = sum(m.totals(*window).created for m in self._selected(org_ids))
-        return await self._answer(request, fault, {"sessions_count": count})
+        segment = _segment_key(ask.request, ("user_ids",))
+        totals = [m.totals(*window) for m in self._selected(ask.org_ids)]
+        if segment:
+            totals = [segment_totals(t, segment) for t in totals]
+        return {"sessions_count": sum(t.created for t in totals)}
 
-    async def _v2_prs(self, request: web.Request) -> web.StreamResponse:
+    def _v2_prs(self, ask: Ask) -> Body:
         """v2's counts: opened means opened in the period, so it is v3's created."""
-        org_ids = _org_ids_param(request)
-        fault = self.plan.next_fault(V2_ENTERPRISE_PRS, ",".join(org_ids))
-        denied = self._v2_denied(request)
-        if denied is not None:
-            return denied
         now = self._clock()
-        window = self._v2_range(request, now - _HISTORY_SECONDS)
+        window = self._v2_range(ask.request)
         if isinstance(window, web.Response):
             return window
-        prs = _sum_prs([m.pull_requests(*window, now) for m in self._selected(org_ids)])
-        body = {"prs_opened": prs.created, "prs_closed": prs.closed, "prs_merged": prs.merged}
-        return await self._answer(request, fault, body)
+        segment = _segment_key(ask.request, ("user_ids",))
+        prs = _sum_prs([m.pull_requests(*window, now) for m in self._selected(ask.org_ids)])
+        if segment:
+            prs = segment_prs(prs, segment)
+        return {"prs_opened": prs.created, "prs_closed": prs.closed, "prs_merged": prs.merged}
 
-    async def _v2_consumption(self, request: web.Request) -> web.StreamResponse:
+    def _v2_consumption(self, ask: Ask) -> Body:
         """By billing day (`YYYY-MM-DD` of its 08:00 UTC start) and organisation; filtered
         by `org_ids`, only Devin's own ACUs count, as the v2 docs say."""
-        org_ids = _org_ids_param(request)
-        fault = self.plan.next_fault(V2_ENTERPRISE_CONSUMPTION_DAILY, ",".join(org_ids))
-        denied = self._v2_denied(request)
-        if denied is not None:
-            return denied
-        now = self._clock()
-        window = self._v2_range(request, billing_cycles(now, now)[0][0])
+        window = self._v2_range(ask.request)
         if isinstance(window, web.Response):
             return window
         if len(billing_days(*window)) > _MAX_BUCKETS:
             return _too_many("start", "days")
         by_date: dict[str, float] = {}
         by_org: dict[str, float] = {}
-        for org_id, model in ((m_id, self.account.models[m_id]) for m_id in self._ids(org_ids)):
-            for day in model.daily_consumption(*window):
-                acus = day.by_product["devin"] if org_ids else day.acus
+        for org_id in self._ids(ask.org_ids):
+            for day in self.account.models[org_id].daily_consumption(*window):
+                acus = day.by_product["devin"] if ask.org_ids else day.acus
                 key = datetime.fromtimestamp(day.date, UTC).strftime("%Y-%m-%d")
                 by_date[key] = by_date.get(key, 0.0) + acus
                 by_org[org_id] = by_org.get(org_id, 0.0) + acus
-        body = {
+        return {
             "total_acus": round(sum(by_org.values()), 3),
             "consumption_by_date": {k: round(v, 3) for k, v in by_date.items()},
             "consumption_by_org_id": {k: round(v, 3) for k, v in by_org.items()},
             "consumption_by_user": {},
         }
-        return await self._answer(request, fault, body)
 
-    async def _v2_organizations(self, request: web.Request) -> web.StreamResponse:
-        fault = self.plan.next_fault(V2_ENTERPRISE_ORGANIZATIONS, "")
-        denied = self._v2_denied(request)
-        if denied is not None:
-            return denied
-        skip = _bounded_int_param(request, "skip", 0, 0)
-        if isinstance(skip, web.Response):
-            return skip
-        limit = _bounded_int_param(request, "limit", _PAGE_DEFAULT, 1, _PAGE_MAX)
-        if isinstance(limit, web.Response):
-            return limit
+    def _v2_organizations(self, ask: Ask) -> Body:
+        skip = int(ask.request.query.get("skip", "0"))
+        limit = int(ask.request.query.get("limit", str(_PAGE_DEFAULT)))
         orgs = sorted(self.account.orgs, key=lambda o: o.id)
         items = []
         for org in orgs[skip : skip + limit]:
@@ -925,7 +863,7 @@ class DemoAPI:
                 }
             )
         more = skip + limit < len(orgs)
-        body = {
+        return {
             "items": items,
             "total": len(orgs),
             "skip": skip,
@@ -933,7 +871,6 @@ class DemoAPI:
             "has_more": more,
             "next_cursor": skip + limit if more else None,
         }
-        return await self._answer(request, fault, body)
 
     async def _answer(
         self, request: web.Request, fault: Fault | None, body: Any

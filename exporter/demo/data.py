@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from exporter.models import BILLING_DAY_OFFSET_SECONDS, KNOWN_ORIGINS, KNOWN_SIZES
+from exporter.devin.models import BILLING_DAY_OFFSET_SECONDS, KNOWN_ORIGINS, KNOWN_SIZES
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -382,12 +382,28 @@ def periods(period: Period, start: float, end: float) -> list[tuple[int, int]]:
     return bounds
 
 
+def _segment_share(segment_key: str) -> float:
+    """A stable share, 5% to 50%, of the organisation's activity for one segment."""
+    digest = hashlib.sha256(segment_key.encode()).digest()
+    return 0.05 + (digest[0] / 255) * 0.45
+
+
+def segment_prs(prs: PullRequests, segment_key: str) -> PullRequests:
+    """The pull requests of one segment (some users): the same share as its sessions."""
+    share = _segment_share(segment_key)
+    merged = math.floor(prs.merged * share)
+    closed = math.floor(prs.closed * share)
+    opened = math.floor(prs.opened * share)
+    return PullRequests(
+        created=merged + closed + opened, opened=opened, closed=closed, merged=merged
+    )
+
+
 def segment_totals(totals: Totals, segment_key: str) -> Totals:
     """The sessions of one segment (some users, service users or a playbook): a stable
     share of the organisation's, with every breakdown still adding up and never more
     merged-PR sessions than sessions."""
-    digest = hashlib.sha256(segment_key.encode()).digest()
-    share = 0.05 + (digest[0] / 255) * 0.45
+    share = _segment_share(segment_key)
 
     def part(counts: dict[str, int]) -> dict[str, int]:
         return {k: math.floor(v * share) for k, v in counts.items()}

@@ -15,7 +15,6 @@ from conftest import ROOT, ExporterProcess
 from scrape import families, label_values, parse, value
 
 from exporter import __version__
-from exporter.client import V3_ORG_SESSIONS
 
 CLI = [sys.executable, "-m", "exporter.cli"]
 
@@ -41,13 +40,13 @@ def test_full_run_serves_every_family_and_never_logs_a_key(
 
     # A failing target makes the exporter log errors: they must not carry a key either.
     org = sorted(label_values(series, "devin_sessions_created", "org"))[0]
-    demo_exporter.inject_fault(V3_ORG_SESSIONS, org, 401)
+    demo_exporter.inject_fault("v3_org_sessions", org, 401)
     deadline = time.monotonic() + 15
     while "event=auth_failed" not in demo_exporter.log():
         assert time.monotonic() < deadline, demo_exporter.log()
         time.sleep(0.1)
     series = parse(httpx.get(f"{demo_exporter.url}/metrics", timeout=5).text)
-    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=org)
+    assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org=org)
     page = httpx.get(f"{demo_exporter.url}/", timeout=5).text
     demo_exporter.exporter.send_signal(signal.SIGTERM)
     assert 0 == demo_exporter.exporter.wait(timeout=10)
@@ -92,11 +91,11 @@ def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
     )
     assert 1 == result.returncode
     series = parse(result.stdout)
-    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org="org-a")
+    assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org="org-a")
     assert 4 == value(
         series,
         "devin_exporter_poll_errors_total",
-        endpoint=V3_ORG_SESSIONS,
+        endpoint="v3_org_sessions",
         org="org-a",
         reason="connection",
     )

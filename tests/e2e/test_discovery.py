@@ -11,9 +11,8 @@ from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import label_values, parse
 
 from exporter import main
-from exporter.client import V2_ENTERPRISE_ORGANIZATIONS, V3_ENTERPRISE_ORGANIZATIONS
 from exporter.demo.app import DemoAccount, DemoAPI
-from exporter.listener import listen
+from exporter.web.listener import listen
 
 ORGS = 7
 
@@ -59,7 +58,7 @@ async def test_discovery_follows_every_page_and_tracks_added_and_removed_orgs(
     async with demo_api() as demo, exporter(demo) as runtime:
         ids = {o.id for o in demo.account.orgs}
         # Seven organizations at three a page: three pages.
-        assert 3 == demo.api.plan.requests[V3_ENTERPRISE_ORGANIZATIONS, ""]
+        assert 3 == demo.api.plan.requests["v3_enterprise_organizations", ""]
         assert ids == await orgs_served(http, runtime)
         assert 200 == (await http.get(f"{runtime.url}/readyz")).status_code
 
@@ -102,7 +101,7 @@ async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
             finally:
                 await runtime.close()
         assert {o.id for o in demo.account.orgs} == served
-        assert 2 == demo.api.plan.requests[V2_ENTERPRISE_ORGANIZATIONS, ""]
+        assert 2 == demo.api.plan.requests["v2_enterprise_organizations", ""]
 
 
 def _target(runtime: main.Runtime, org: str) -> Any:

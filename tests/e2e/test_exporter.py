@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,10 +11,11 @@ from conftest import FIXED_NOW, Clock, Demo, require_tool, wait_until
 from scrape import label_values, names, parse, value
 
 from exporter import main
-from exporter.client import REASONS, V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, rfc3339
 from exporter.demo.faults import Fault, PlanEntry
-from exporter.models import KNOWN_ORIGINS, KNOWN_SIZES
-from exporter.targets import Target
+from exporter.devin.client import REASONS
+from exporter.devin.models import KNOWN_ORIGINS, KNOWN_SIZES
+from exporter.devin.table import rfc3339
+from exporter.polling.targets import Target
 
 WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
@@ -82,8 +82,8 @@ async def test_v2_values_equal_what_the_demo_api_answers(
     auth = {"Authorization": f"Bearer {demo.account.enterprise_key}"}
     for window, seconds in WINDOWS.items():
         params: dict[str, Any] = {
-            "start": rfc3339(datetime.fromtimestamp(FIXED_NOW - seconds, UTC)),
-            "end": rfc3339(datetime.fromtimestamp(FIXED_NOW, UTC)),
+            "start": rfc3339(FIXED_NOW - seconds),
+            "end": rfc3339(FIXED_NOW),
         }
         total = await http.get(
             f"{demo.url}/v2/enterprise/metrics/sessions", params=params, headers=auth
@@ -120,14 +120,16 @@ async def test_an_origin_that_appears_later_is_exported(
     running: main.Runtime, demo: Demo, http: httpx.AsyncClient
 ) -> None:
     org = demo.account.orgs[1].id
-    demo.api.plan.set(PlanEntry(endpoint=V3_ORG_SESSIONS, org=org, faults=[Fault(body="new_keys")]))
-    await running.poller.poll_target(target(running, V3_ORG_SESSIONS, org))
+    demo.api.plan.set(
+        PlanEntry(endpoint="v3_org_sessions", org=org, faults=[Fault(body="new_keys")])
+    )
+    await running.poller.poll_target(target(running, "v3_org_sessions", org))
     series = await scrape(http, running)
     assert 2 == value(
         series, "devin_sessions_created_by_origin", org=org, window="24h", origin="devin_cli"
     )
     assert 2 == value(series, "devin_sessions_created_by_size", org=org, window="24h", size="xxl")
-    assert 1 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=org)
+    assert 1 == value(series, "devin_up", endpoint="v3_org_sessions", org=org)
 
 
 async def test_exporter_health_series(
@@ -154,13 +156,13 @@ async def test_exporter_health_series(
                 )
     v3_requests = len(demo.account.orgs) * len(WINDOWS)
     assert v3_requests == value(
-        series, "devin_exporter_api_requests_total", endpoint=V3_ORG_SESSIONS, code="200"
+        series, "devin_exporter_api_requests_total", endpoint="v3_org_sessions", code="200"
     )
     assert (len(demo.account.orgs) + 1) * len(WINDOWS) == value(
-        series, "devin_exporter_api_requests_total", endpoint=V2_ENTERPRISE_SESSIONS, code="200"
+        series, "devin_exporter_api_requests_total", endpoint="v2_enterprise_sessions", code="200"
     )
     assert len(demo.account.orgs) == value(
-        series, "devin_exporter_poll_duration_seconds_count", endpoint=V3_ORG_SESSIONS
+        series, "devin_exporter_poll_duration_seconds_count", endpoint="v3_org_sessions"
     )
     for org in demo.account.orgs:
         assert 1 == value(series, "devin_org_info", org=org.id, name=org.name)
@@ -189,20 +191,24 @@ async def test_a_failing_target_is_counted_and_the_others_keep_serving(
 ) -> None:
     bad, good = demo.account.orgs[0].id, demo.account.orgs[1].id
     before = await scrape(http, running)
-    demo.api.plan.set(PlanEntry(endpoint=V3_ORG_SESSIONS, org=bad, faults=[fault]))
+    demo.api.plan.set(PlanEntry(endpoint="v3_org_sessions", org=bad, faults=[fault]))
     await running.poller.poll_all()
 
     series = await scrape(http, running)
-    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=bad)
+    assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org=bad)
     assert len(WINDOWS) == value(
-        series, "devin_exporter_poll_errors_total", endpoint=V3_ORG_SESSIONS, org=bad, reason=reason
+        series,
+        "devin_exporter_poll_errors_total",
+        endpoint="v3_org_sessions",
+        org=bad,
+        reason=reason,
     )
     # The last good values stay until they are stale.
     assert value(before, "devin_sessions_created", org=bad, window="24h") == value(
         series, "devin_sessions_created", org=bad, window="24h"
     )
     for t in running.poller.targets:
-        if (t.endpoint, t.org) != (V3_ORG_SESSIONS, bad):
+        if (t.endpoint, t.org) != ("v3_org_sessions", bad):
             assert 1 == value(series, "devin_up", endpoint=t.endpoint, org=t.org)
     assert value(before, "devin_sessions_created", org=good, window="24h") == value(
         series, "devin_sessions_created", org=good, window="24h"
@@ -232,13 +238,13 @@ async def test_real_auth_failures_are_reported_by_reason(
             series = await scrape(http, runtime)
         finally:
             await runtime.close()
-    assert 1 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=orgs[0].id)
+    assert 1 == value(series, "devin_up", endpoint="v3_org_sessions", org=orgs[0].id)
     for org, reason in ((orgs[1].id, "forbidden"), (orgs[2].id, "unauthorized")):
-        assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=org)
+        assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org=org)
         assert len(WINDOWS) == value(
             series,
             "devin_exporter_poll_errors_total",
-            endpoint=V3_ORG_SESSIONS,
+            endpoint="v3_org_sessions",
             org=org,
             reason=reason,
         )
@@ -249,7 +255,7 @@ async def test_series_vanish_once_older_than_stale_after(
     running: main.Runtime, demo: Demo, http: httpx.AsyncClient, clock: Clock
 ) -> None:
     bad, good = demo.account.orgs[0].id, demo.account.orgs[1].id
-    demo.api.plan.set(PlanEntry(endpoint=V3_ORG_SESSIONS, org=bad, faults=[Fault(status=503)]))
+    demo.api.plan.set(PlanEntry(endpoint="v3_org_sessions", org=bad, faults=[Fault(status=503)]))
     stale_after = 3 * 3600  # three polls of the fixture's 1h interval
 
     clock.now = FIXED_NOW + stale_after - 1
@@ -267,11 +273,11 @@ async def test_series_vanish_once_older_than_stale_after(
         if name.startswith("devin_sessions")
     )
     assert value(series, "devin_sessions_created", org=good, window="1h") is not None
-    assert 0 == value(series, "devin_up", endpoint=V3_ORG_SESSIONS, org=bad)
+    assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org=bad)
     assert FIXED_NOW == value(
         series,
         "devin_exporter_last_success_timestamp_seconds",
-        endpoint=V3_ORG_SESSIONS,
+        endpoint="v3_org_sessions",
         org=bad,
         window="1h",
     )
@@ -282,7 +288,7 @@ async def test_not_ready_until_the_first_cycle_has_finished(
 ) -> None:
     slow = demo.account.orgs[2].id
     demo.api.plan.set(
-        PlanEntry(endpoint=V3_ORG_SESSIONS, org=slow, faults=[Fault(delay_seconds=1.0)])
+        PlanEntry(endpoint="v3_org_sessions", org=slow, faults=[Fault(delay_seconds=1.0)])
     )
     settings = demo.settings()
     async with main.http_client(settings) as client:

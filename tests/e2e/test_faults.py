@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,10 +24,10 @@ from conftest import Clock, Demo, wait_until
 from scrape import Series, parse, value
 
 from exporter import main
-from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS, rfc3339
 from exporter.config import Settings
-from exporter.models import EnterpriseSessions, SessionMetrics
-from exporter.targets import Target
+from exporter.devin.models import EnterpriseSessions, SessionMetrics
+from exporter.devin.table import rfc3339
+from exporter.polling.targets import Target
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 0.5
@@ -94,7 +93,7 @@ def devin_values(series: Series, target: Target | None = None) -> Series:
     def belongs(name: str, labels: dict[str, str]) -> bool:
         if target is None:
             return name in V3_VALUE_NAMES or name.startswith("devin_enterprise_")
-        if target.endpoint == V3_ORG_SESSIONS:
+        if target.endpoint == "v3_org_sessions":
             return name in V3_VALUE_NAMES and labels["org"] == target.org
         if target.org:
             return name == "devin_enterprise_org_sessions" and labels["org"] == target.org
@@ -107,7 +106,7 @@ async def demo_answer(
     http: httpx.AsyncClient, demo: Demo, target: Target, seconds: float, now: float
 ) -> SessionMetrics | EnterpriseSessions:
     """What the demo API answers for one window ending at `now`, asked directly."""
-    if target.endpoint == V3_ORG_SESSIONS:
+    if target.endpoint == "v3_org_sessions":
         response = await http.get(
             f"{demo.url}/v3/organizations/{target.org}/metrics/sessions",
             params={"time_after": int(now - seconds), "time_before": int(now)},
@@ -116,8 +115,8 @@ async def demo_answer(
         assert 200 == response.status_code
         return SessionMetrics.model_validate_json(response.content)
     params: dict[str, Any] = {
-        "start": rfc3339(datetime.fromtimestamp(now - seconds, UTC)),
-        "end": rfc3339(datetime.fromtimestamp(now, UTC)),
+        "start": rfc3339(now - seconds),
+        "end": rfc3339(now),
     }
     if target.org:
         params["org_ids"] = [target.org]
@@ -256,44 +255,46 @@ class Failing:
 
 
 FAILING = {
-    "500": Failing(V3_ORG_SESSIONS, [{"status": 500}], "server_error", ATTEMPTS),
-    "503": Failing(V3_ORG_SESSIONS, [{"status": 503}], "server_error", ATTEMPTS),
+    "500": Failing("v3_org_sessions", [{"status": 500}], "server_error", ATTEMPTS),
+    "503": Failing("v3_org_sessions", [{"status": 503}], "server_error", ATTEMPTS),
     "500-502-then-504": Failing(
-        V3_ORG_SESSIONS,
+        "v3_org_sessions",
         [{"status": 500, "times": 1}, {"status": 502, "times": 1}, {"status": 504}],
         "server_error",
         ATTEMPTS,
     ),
     "429-retry-after-1s": Failing(
-        V3_ORG_SESSIONS, [{"status": 429, "retry_after": "1"}], "rate_limited", ATTEMPTS
+        "v3_org_sessions", [{"status": 429, "retry_after": "1"}], "rate_limited", ATTEMPTS
     ),
     "latency-above-timeout": Failing(
-        V3_ORG_SESSIONS, [{"delay_seconds": 2 * TIMEOUT_SECONDS}], "timeout", ATTEMPTS
+        "v3_org_sessions", [{"delay_seconds": 2 * TIMEOUT_SECONDS}], "timeout", ATTEMPTS
     ),
-    "stall-mid-body": Failing(V3_ORG_SESSIONS, [{"stall": True}], "timeout", ATTEMPTS),
-    "connection-reset": Failing(V3_ORG_SESSIONS, [{"reset": True}], "connection", ATTEMPTS),
-    "malformed-json": Failing(V3_ORG_SESSIONS, [{"body": "malformed"}], "invalid_response", 1),
-    "truncated-json": Failing(V3_ORG_SESSIONS, [{"body": "truncated"}], "invalid_response", 1),
-    "missing-fields": Failing(V3_ORG_SESSIONS, [{"body": "missing_fields"}], "invalid_response", 1),
-    "401": Failing(V3_ORG_SESSIONS, [{"status": 401}], "unauthorized", 1),
-    "403": Failing(V3_ORG_SESSIONS, [{"status": 403}], "forbidden", 1),
-    "404": Failing(V3_ORG_SESSIONS, [{"status": 404}], "not_found", 1),
-    "422": Failing(V3_ORG_SESSIONS, [{"status": 422}], "client_error", 1),
-    "v2-enterprise-503": Failing(V2_ENTERPRISE_SESSIONS, [{"status": 503}], "server_error", 3),
+    "stall-mid-body": Failing("v3_org_sessions", [{"stall": True}], "timeout", ATTEMPTS),
+    "connection-reset": Failing("v3_org_sessions", [{"reset": True}], "connection", ATTEMPTS),
+    "malformed-json": Failing("v3_org_sessions", [{"body": "malformed"}], "invalid_response", 1),
+    "truncated-json": Failing("v3_org_sessions", [{"body": "truncated"}], "invalid_response", 1),
+    "missing-fields": Failing(
+        "v3_org_sessions", [{"body": "missing_fields"}], "invalid_response", 1
+    ),
+    "401": Failing("v3_org_sessions", [{"status": 401}], "unauthorized", 1),
+    "403": Failing("v3_org_sessions", [{"status": 403}], "forbidden", 1),
+    "404": Failing("v3_org_sessions", [{"status": 404}], "not_found", 1),
+    "422": Failing("v3_org_sessions", [{"status": 422}], "client_error", 1),
+    "v2-enterprise-503": Failing("v2_enterprise_sessions", [{"status": 503}], "server_error", 3),
     "v2-org-malformed-json": Failing(
-        V2_ENTERPRISE_SESSIONS, [{"body": "malformed"}], "invalid_response", 1
+        "v2_enterprise_sessions", [{"body": "malformed"}], "invalid_response", 1
     ),
-    "v2-org-stall-mid-body": Failing(V2_ENTERPRISE_SESSIONS, [{"stall": True}], "timeout", 3),
-    "v2-enterprise-403": Failing(V2_ENTERPRISE_SESSIONS, [{"status": 403}], "forbidden", 1),
+    "v2-org-stall-mid-body": Failing("v2_enterprise_sessions", [{"stall": True}], "timeout", 3),
+    "v2-enterprise-403": Failing("v2_enterprise_sessions", [{"status": 403}], "forbidden", 1),
 }
 
 
 def failing_target(runtime: main.Runtime, demo: Demo, case: Failing, name: str) -> Target:
     """The v3 target of the first org, the v2 enterprise-wide target, or a v2 org target."""
-    if case.endpoint == V3_ORG_SESSIONS:
-        return find(runtime, V3_ORG_SESSIONS, demo.account.orgs[0].id)
+    if case.endpoint == "v3_org_sessions":
+        return find(runtime, "v3_org_sessions", demo.account.orgs[0].id)
     org = "" if "enterprise" in name else demo.account.orgs[1].id
-    return find(runtime, V2_ENTERPRISE_SESSIONS, org)
+    return find(runtime, "v2_enterprise_sessions", org)
 
 
 @pytest.mark.parametrize("name", list(FAILING))
@@ -397,7 +398,7 @@ async def test_an_absorbed_fault_costs_only_its_retries(
     runtime: main.Runtime, demo: Demo, http: httpx.AsyncClient, clock: Clock, name: str
 ) -> None:
     case = ABSORBED[name]
-    bad = find(runtime, V3_ORG_SESSIONS, demo.account.orgs[0].id)
+    bad = find(runtime, "v3_org_sessions", demo.account.orgs[0].id)
     windows = [w.label for w in runtime.poller.windows]
     faults = [
         {**f, "retry_after": http_date(2)} if f.get("retry_after") == "<http-date>" else f
@@ -406,7 +407,9 @@ async def test_an_absorbed_fault_costs_only_its_retries(
     before = await scrape(http, runtime)
     requests_before = await demo_requests(http, demo)
     retries_before = {
-        r: counter(runtime, "devin_exporter_api_retries_total", endpoint=V3_ORG_SESSIONS, reason=r)
+        r: counter(
+            runtime, "devin_exporter_api_retries_total", endpoint="v3_org_sessions", reason=r
+        )
         for r in ("timeout", "connection", "rate_limited", "server_error")
     }
 
@@ -421,7 +424,9 @@ async def test_an_absorbed_fault_costs_only_its_retries(
     # A lower bound only: the Retry-After, the timeout or the latency was waited out.
     assert case.min_seconds <= seconds
     retries = {
-        r: counter(runtime, "devin_exporter_api_retries_total", endpoint=V3_ORG_SESSIONS, reason=r)
+        r: counter(
+            runtime, "devin_exporter_api_retries_total", endpoint="v3_org_sessions", reason=r
+        )
         - n
         for r, n in retries_before.items()
     }
@@ -458,8 +463,8 @@ async def test_an_absorbed_fault_costs_only_its_retries(
 async def test_a_429_cools_down_every_target_that_shares_the_key(
     runtime: main.Runtime, demo: Demo, http: httpx.AsyncClient
 ) -> None:
-    limited, sharing = (find(runtime, V3_ORG_SESSIONS, o.id) for o in demo.account.orgs[:2])
-    other_key = find(runtime, V2_ENTERPRISE_SESSIONS, demo.account.orgs[1].id)
+    limited, sharing = (find(runtime, "v3_org_sessions", o.id) for o in demo.account.orgs[:2])
+    other_key = find(runtime, "v2_enterprise_sessions", demo.account.orgs[1].id)
     windows = len(runtime.poller.windows)
     await set_faults(http, demo, limited, [{"status": 429, "retry_after": "1", "times": 1}])
     waited_before = counter(runtime, "devin_exporter_rate_limit_wait_seconds_total")
@@ -468,7 +473,7 @@ async def test_a_429_cools_down_every_target_that_shares_the_key(
     # The cooldown starts when the 429 arrives, which is after this instant.
     sent = time.monotonic()
     first = asyncio.create_task(runtime.poller.poll_target(limited))
-    refused = {"endpoint": V3_ORG_SESSIONS, "code": "429"}
+    refused = {"endpoint": "v3_org_sessions", "code": "429"}
     await wait_until(lambda: 1 <= counter(runtime, "devin_exporter_api_requests_total", **refused))
     started = time.monotonic()
     second = asyncio.create_task(runtime.poller.poll_target(sharing))
@@ -528,9 +533,9 @@ async def test_stalls_on_other_keys_do_not_time_out_a_healthy_key(
     )
     async with main.http_client(settings) as client:
         runtime = main.build(settings, client, clock=clock)
-        stalled = find(runtime, V3_ORG_SESSIONS, orgs[0].id)
-        also_stalled = find(runtime, V2_ENTERPRISE_SESSIONS, "")
-        healthy = find(runtime, V3_ORG_SESSIONS, orgs[1].id)
+        stalled = find(runtime, "v3_org_sessions", orgs[0].id)
+        also_stalled = find(runtime, "v2_enterprise_sessions", "")
+        healthy = find(runtime, "v3_org_sessions", orgs[1].id)
         for t in (stalled, also_stalled):
             await set_faults(http, demo, t, [{"stall": True}])
         first = asyncio.create_task(runtime.poller.poll_target(stalled))

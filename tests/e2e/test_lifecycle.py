@@ -13,7 +13,6 @@ from conftest import FIXED_NOW, Clock, Demo, processes, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
-from exporter.client import V3_ORG_SESSIONS
 
 
 async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Any:
@@ -38,8 +37,8 @@ async def test_reload_keeps_surviving_series_and_drops_removed_ones(
     assert {kept} == label_values(after, "devin_sessions_created", "org")
     assert {"1h", "24h"} == label_values(after, "devin_sessions_created", "window")
     assert 1 == value(after, "devin_org_info", org=kept, name="Renamed")
-    assert 1 == value(after, "devin_up", endpoint=V3_ORG_SESSIONS, org=kept)
-    assert value(after, "devin_up", endpoint=V3_ORG_SESSIONS, org=dropped) is None
+    assert 1 == value(after, "devin_up", endpoint="v3_org_sessions", org=kept)
+    assert value(after, "devin_up", endpoint="v3_org_sessions", org=dropped) is None
 
     clock.now = FIXED_NOW + 60
     await running.poller.poll_all()
@@ -93,7 +92,7 @@ def test_sigterm_cancels_requests_in_flight_and_exits_0_within_5_seconds(
             "org",
         )
         for org in orgs:
-            body = {"endpoint": V3_ORG_SESSIONS, "org": org, "faults": [{"stall": True}]}
+            body = {"endpoint": "v3_org_sessions", "org": org, "faults": [{"stall": True}]}
             httpx.post(f"{process.demo_admin_url}/faults", json=body, timeout=5)
         # The next poll (every 2 s) stalls mid-body; the exporter's timeout is 10 s.
         requests_seen = _demo_requests(process.demo_admin_url)
@@ -108,7 +107,7 @@ def test_sigterm_cancels_requests_in_flight_and_exits_0_within_5_seconds(
 
 def _demo_requests(admin_url: str) -> int:
     counts = httpx.get(f"{admin_url}/requests", timeout=5).json()
-    return sum(c["requests"] for c in counts if c["endpoint"] == V3_ORG_SESSIONS)
+    return sum(c["requests"] for c in counts if c["endpoint"] == "v3_org_sessions")
 
 
 async def test_healthz_fails_once_the_scheduler_has_stopped(

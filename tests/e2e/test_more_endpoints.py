@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,16 +9,7 @@ from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import Series, label_values, parse, value
 
 from exporter import main
-from exporter.client import (
-    V2_ENTERPRISE_CONSUMPTION_DAILY,
-    V2_ENTERPRISE_PRS,
-    V2_ENTERPRISE_SESSIONS,
-    V3_ENTERPRISE_SESSIONS,
-    V3_ORG_ACTIVE_USER_BUCKETS,
-    V3_ORG_CONSUMPTION_DAILY,
-    V3_ORG_PRS,
-    rfc3339,
-)
+from exporter.devin.table import rfc3339
 from exporter.windows import day_start
 
 DAY = 86400
@@ -79,9 +69,9 @@ async def test_consumption_sums_billing_days_and_costs_one_request_per_org(
     series = await scrape(http, running_everything)
     org = demo.account.orgs[1].id
     # One request for every window (1h, 24h, 7d, 30d and the cycle), per org and poll.
-    assert 1 == demo.api.plan.requests[V3_ORG_CONSUMPTION_DAILY, org]
-    assert 3 == demo.api.plan.requests[V3_ORG_ACTIVE_USER_BUCKETS, org]
-    assert 4 == demo.api.plan.requests[V3_ORG_PRS, org]
+    assert 1 == demo.api.plan.requests["v3_org_consumption_daily", org]
+    assert 3 == demo.api.plan.requests["v3_org_active_user_buckets", org]
+    assert 4 == demo.api.plan.requests["v3_org_prs", org]
     start = day_start(FIXED_NOW - 7 * DAY)
     answer = await get(
         http,
@@ -148,7 +138,7 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
             await runtime.close()
     org = demo.account.orgs[2].id
     assert {
-        V3_ENTERPRISE_SESSIONS,
+        "v3_enterprise_sessions",
         "v3_enterprise_prs",
         "v3_enterprise_searches",
         "v3_enterprise_active_users",
@@ -164,7 +154,7 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
     assert direct["sessions_created_count"] == value(
         series, "devin_sessions_created", org=org, window="24h"
     )
-    assert 1 == value(series, "devin_up", endpoint=V3_ENTERPRISE_SESSIONS, org=org)
+    assert 1 == value(series, "devin_up", endpoint="v3_enterprise_sessions", org=org)
     span = {"time_after": int(FIXED_NOW - DAY), "time_before": int(FIXED_NOW)}
     prs = await get(http, demo, f"/v3/organizations/{org}/metrics/prs", **span)
     assert prs["prs_merged_count"] == value(
@@ -198,14 +188,14 @@ async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
             series = await scrape(http, runtime)
         finally:
             await runtime.close()
-    assert {V2_ENTERPRISE_SESSIONS, V2_ENTERPRISE_PRS, V2_ENTERPRISE_CONSUMPTION_DAILY} == {
+    assert {"v2_enterprise_sessions", "v2_enterprise_prs", "v2_enterprise_consumption_daily"} == {
         t.endpoint for t in runtime.poller.targets
     }
     org = demo.account.orgs[0].id
     auth = {"Authorization": f"Bearer {demo.account.enterprise_key}"}
     span = {
-        "start": rfc3339(datetime.fromtimestamp(FIXED_NOW - 7 * DAY, UTC)),
-        "end": rfc3339(datetime.fromtimestamp(FIXED_NOW, UTC)),
+        "start": rfc3339(FIXED_NOW - 7 * DAY),
+        "end": rfc3339(FIXED_NOW),
         "org_ids": [org],
     }
     prs = (
@@ -216,4 +206,4 @@ async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
     assert prs["prs_merged"] == value(series, "devin_prs", org=org, window="7d", state="merged")
     assert value(series, "devin_prs", org=org, window="7d", state="opened") is None
     assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
-    assert 1 == value(series, "devin_up", endpoint=V2_ENTERPRISE_CONSUMPTION_DAILY, org=org)
+    assert 1 == value(series, "devin_up", endpoint="v2_enterprise_consumption_daily", org=org)

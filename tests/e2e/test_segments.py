@@ -9,7 +9,6 @@ from conftest import FIXED_NOW, Clock, Demo, require_tool, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
-from exporter.client import V3_ORG_SESSIONS
 
 SEGMENTS = [
     {"name": "platform-team", "user_ids": ["user-1", "user-2"]},
@@ -52,7 +51,7 @@ async def test_each_segment_is_polled_per_org_with_its_filters(
         series, "devin_sessions_created", "segment"
     )
     assert 1 == value(
-        series, "devin_up", endpoint=V3_ORG_SESSIONS, org=org, segment="triage-playbook"
+        series, "devin_up", endpoint="v3_org_sessions", org=org, segment="triage-playbook"
     )
     promtool = require_tool("promtool")
     process = await asyncio.create_subprocess_exec(

@@ -12,11 +12,10 @@ from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import Series, parse
 
 from exporter import main
-from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
 from exporter.config import ConfigError, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
-from exporter.listener import listen
 from exporter.sharding import ordinal_from_hostname, parse_shard, shard_of
+from exporter.web.listener import listen
 
 ORGS = 20
 SHARDS = 3
@@ -63,15 +62,15 @@ async def test_the_union_of_three_shards_equals_one_unsharded_exporter(
             assert not set(part) & set(union), "a series is served by two shards"
             union |= part
         requests = Counter(
-            {key: n for key, n in shared.api.plan.requests.items() if key[0] == V3_ORG_SESSIONS}
+            {key: n for key, n in shared.api.plan.requests.items() if key[0] == "v3_org_sessions"}
         )
     assert unsharded == union
     org_ids = [o.id for o in shared.account.orgs]
     # Polled by exactly one replica each: one poll of four windows.
-    assert {(V3_ORG_SESSIONS, org): 4 for org in org_ids} == dict(requests)
+    assert {("v3_org_sessions", org): 4 for org in org_ids} == dict(requests)
     assert len({shard_of(org, SHARDS) for org in org_ids}) == SHARDS
     # The enterprise-wide target is polled once, by shard 0 alone.
-    assert 4 == shared.api.plan.requests[V2_ENTERPRISE_SESSIONS, ""]
+    assert 4 == shared.api.plan.requests["v2_enterprise_sessions", ""]
 
 
 def test_shard_index_comes_from_the_statefulset_pod_name(

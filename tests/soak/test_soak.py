@@ -25,8 +25,6 @@ import pytest
 import yaml
 from conftest import stop_process, wait_for_line
 
-from exporter.client import V2_ENTERPRISE_SESSIONS, V3_ORG_SESSIONS
-
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_SECONDS + 120)]
 ORGS = 20
@@ -74,13 +72,13 @@ def fault_plan(org_ids: list[str]) -> list[dict[str, Any]]:
     entries = []
     for index, (org, kind) in enumerate(zip(org_ids, FAULT_KINDS, strict=True)):
         steps = [{**kind, "times": 2}, {"times": 3 + index % 5}] * cycles
-        entries.append({"endpoint": V3_ORG_SESSIONS, "org": org, "faults": steps})
+        entries.append({"endpoint": "v3_org_sessions", "org": org, "faults": steps})
         if index % 4 == 0:
             v2_kind = FAULT_KINDS[(index + 7) % len(FAULT_KINDS)]
             v2_steps = [{**v2_kind, "times": 2}, {"times": 5}] * cycles
-            entries.append({"endpoint": V2_ENTERPRISE_SESSIONS, "org": org, "faults": v2_steps})
+            entries.append({"endpoint": "v2_enterprise_sessions", "org": org, "faults": v2_steps})
     enterprise_steps = [{"status": 503, "times": 1}, {"times": 6}] * cycles
-    entries.append({"endpoint": V2_ENTERPRISE_SESSIONS, "org": "", "faults": enterprise_steps})
+    entries.append({"endpoint": "v2_enterprise_sessions", "org": "", "faults": enterprise_steps})
     return entries
 
 
@@ -266,7 +264,7 @@ async def test_soak_under_faults_and_concurrent_scrapes(pair: Pair) -> None:
     # Polling went on under the scrape load: at least two full cycles.
     assert targets * WINDOWS * 2 <= total_requests
     for (endpoint, org), n in per_target.items():
-        assert endpoint in (V3_ORG_SESSIONS, V2_ENTERPRISE_SESSIONS)
+        assert endpoint in ("v3_org_sessions", "v2_enterprise_sessions")
         assert org in ("", *pair.org_ids)
         assert n <= WINDOWS * ATTEMPTS * polls
     # And the exporter still serves the healthy orgs' numbers.

@@ -1,0 +1,371 @@
+"""Typed, lenient models of Devin's responses (see exporter/devin/contract/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+)
+
+# The spec's keys. Devin has added origins before and will again: keys beyond these are
+# kept and exported, never dropped; these are always present, as 0 when absent.
+KNOWN_ORIGINS = (
+    "api",
+    "automation",
+    "code_scan",
+    "desktop",
+    "jira",
+    "linear",
+    "slack",
+    "teams",
+    "webapp",
+)
+KNOWN_SIZES = ("xs", "s", "m", "l", "xl")
+
+# A count beyond 2**53 is no real count, and cannot be a float sample exactly anyway.
+Count = Annotated[int, Field(ge=0, le=2**53)]
+# Any key becomes a label value; the bounds keep a hostile body from exploding cardinality.
+_Key = Annotated[str, Field(min_length=1, max_length=64)]
+_Counts = Annotated[dict[_Key, Count], Field(max_length=64)]
+
+
+def _with_known_keys(counts: dict[str, int], known: tuple[str, ...]) -> dict[str, int]:
+    return {**dict.fromkeys(known, 0), **counts}
+
+
+class _Response(BaseModel):
+    # Strict: a count that arrives as "12" or true is not the documented shape.
+    # Unknown top-level fields are ignored so that the API may grow.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True, allow_inf_nan=False)
+
+    # Fields the contract requires but that are read as optional: a null or absent one
+    # drops only its own series (and is counted), never the whole answer.
+    EXPECTED: ClassVar[tuple[str, ...]] = ()
+
+    def missing(self) -> list[str]:
+        """The expected fields that came null or absent."""
+        return [name for name in self.EXPECTED if getattr(self, name) is None]
+
+
+class SessionMetrics(_Response):
+    """`SessionMetricsResponse` of `GET /v3/{organizations/{org_id},enterprise}/metrics/sessions`.
+
+    Every field is required by the contract, yet an organisation with no sessions in a
+    window may plausibly get `avg_acus_per_session: null`: each field is read as optional
+    so that one null costs only its own series.
+    """
+
+    EXPECTED: ClassVar[tuple[str, ...]] = (
+        "sessions_created_count",
+        "sessions_created_by_size",
+        "sessions_created_by_origin",
+        "sessions_created_with_playbook_count",
+        "sessions_created_with_search_count",
+        "sessions_with_merged_prs_count",
+        "sessions_with_merged_prs_by_size",
+        "avg_acus_per_session",
+    )
+
+    sessions_created_count: Count | None = None
+    sessions_created_by_size: _Counts | None = None
+    sessions_created_by_origin: _Counts | None = None
+    sessions_created_with_playbook_count: Count | None = None
+    sessions_created_with_search_count: Count | None = None
+    sessions_with_merged_prs_count: Count | None = None
+    sessions_with_merged_prs_by_size: _Counts | None = None
+    avg_acus_per_session: Annotated[float, Field(ge=0, le=1e15)] | None = None
+
+    @field_validator("sessions_created_by_origin", mode="after")
+    @classmethod
+    def _all_origins(cls, counts: dict[str, int] | None) -> dict[str, int] | None:
+        return None if counts is None else _with_known_keys(counts, KNOWN_ORIGINS)
+
+    @field_validator("sessions_created_by_size", "sessions_with_merged_prs_by_size", mode="after")
+    @classmethod
+    def _all_sizes(cls, counts: dict[str, int] | None) -> dict[str, int] | None:
+        return None if counts is None else _with_known_keys(counts, KNOWN_SIZES)
+
+
+class EnterpriseSessions(_Response):
+    """`SessionsMetrics` of `GET /v2/enterprise/metrics/sessions`."""
+
+    sessions_count: Count
+
+
+# ACUs are fractional; the bound keeps a hostile body from producing absurd samples.
+Acus = Annotated[float, Field(ge=0, le=1e15)]
+# Unix seconds: from the epoch to the year 6325, so that milliseconds fail loudly.
+UnixSeconds = Annotated[int, Field(ge=0, le=2**37)]
+# Billing days start at midnight PST, 08:00 UTC: v3 `date` numbers fall there.
+BILLING_DAY_OFFSET_SECONDS = 8 * 3600
+# Always present in `acus_by_product`, as 0.0 when absent or null (the reference: a product
+# without product-level data "defaults to 0.0"); products beyond these are kept when sent.
+KNOWN_PRODUCTS = ("devin", "cascade", "terminal", "review")
+
+_Text = Annotated[str, Field(max_length=256)]
+_Id = Annotated[str, Field(min_length=1, max_length=128)]
+_Products = Annotated[dict[_Key, Acus], Field(max_length=64)]
+_Item = TypeVar("_Item", bound=BaseModel)
+
+
+def _unix_seconds(value: Any) -> Any:
+    """An ISO 8601 date-time (v2) as Unix seconds; anything else is left to validation."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    return value
+
+
+class PrMetrics(_Response):
+    """`PrMetricsResponse` of `GET /v3/{organizations/{org_id},enterprise}/metrics/prs`.
+
+    `opened` counts PRs *currently* open, not opened in the window (the SDK's reading).
+    """
+
+    EXPECTED: ClassVar[tuple[str, ...]] = (
+        "prs_created_count",
+        "prs_opened_count",
+        "prs_closed_count",
+        "prs_merged_count",
+    )
+
+    prs_created_count: Count | None = None
+    prs_opened_count: Count | None = None
+    prs_closed_count: Count | None = None
+    prs_merged_count: Count | None = None
+    # PRs Devin did not create but pushed commits to (SDK only; optional).
+    prs_taken_over_count: Count | None = None
+    prs_taken_over_opened_count: Count | None = None
+    prs_taken_over_merged_count: Count | None = None
+    prs_taken_over_closed_count: Count | None = None
+
+
+class V2PrMetrics(_Response):
+    """The body of `GET /v2/enterprise/metrics/prs`: no `_count` suffix and no created
+    count; `opened` means opened in the period (the older v2 usage page), v3's created."""
+
+    EXPECTED: ClassVar[tuple[str, ...]] = ("prs_opened", "prs_closed", "prs_merged")
+
+    prs_opened: Count | None = None
+    prs_closed: Count | None = None
+    prs_merged: Count | None = None
+
+
+class UsageMetrics(_Response):
+    """`GET /v3/{organizations/{org_id},enterprise}/metrics/usage`: counts over the range."""
+
+    EXPECTED: ClassVar[tuple[str, ...]] = (
+        "sessions_count",
+        "searches_count",
+        "prs_created_count",
+        "prs_merged_count",
+    )
+
+    sessions_count: Count | None = None
+    searches_count: Count | None = None
+    prs_created_count: Count | None = None
+    prs_merged_count: Count | None = None
+
+
+class SearchMetrics(_Response):
+    """`GET /v3/{organizations/{org_id},enterprise}/metrics/searches`."""
+
+    searches_created_count: Count = Field(
+        validation_alias=AliasChoices("searches_created_count", "searches_count")
+    )
+
+
+class ActiveUsers(_Response):
+    """`ActiveUserMetricsResponse`: unique users with a session or a search in the range.
+
+    Also one period of dau/wau/mau, whose `end_time` is inclusive (`...:59:59`).
+    """
+
+    active_users: Count
+    start_time: UnixSeconds | None = None
+    end_time: UnixSeconds | None = None
+
+
+class ActiveUsersSeries(RootModel[Annotated[list[ActiveUsers], Field(max_length=5000)]]):
+    """The plain JSON array of `GET .../metrics/{dau,wau,mau}`, in the order sent."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+
+class ConsumptionDay(_Response):
+    """One billing day of `consumption_by_date`; `date` is its start in Unix seconds.
+
+    v3 sends `date` as a number (the examples fall at 08:00 UTC, midnight PST), v2 as a
+    `YYYY-MM-DD` key: a bare date becomes 08:00 UTC of that day, an ISO date-time its moment.
+    `acus_by_product` is None when not sent (v2 has no product split).
+    """
+
+    date: UnixSeconds
+    acus: Acus
+    acus_by_product: _Products | None = None
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_as_seconds(cls, value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                return value
+            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return int(midnight.timestamp()) + BILLING_DAY_OFFSET_SECONDS
+        return _unix_seconds(value)
+
+    @field_validator("acus_by_product", mode="before")
+    @classmethod
+    def _drop_null_products(cls, value: Any) -> Any:
+        # `review` is `number | null`: null means no data, the same as absent.
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if v is not None}
+        return value
+
+    @field_validator("acus_by_product", mode="after")
+    @classmethod
+    def _all_products(cls, acus: dict[str, float] | None) -> dict[str, float] | None:
+        return None if acus is None else {**dict.fromkeys(KNOWN_PRODUCTS, 0.0), **acus}
+
+
+class DailyConsumption(_Response):
+    """`ConsumptionResponse` of `GET .../consumption/daily` (v3), or the v2 body, normalised.
+
+    v3 sends `consumption_by_date` as a list of days; v2 as a map `{"YYYY-MM-DD": acus}`,
+    read here into the same list. Days come out sorted by date.
+    """
+
+    total_acus: Acus
+    consumption_by_date: Annotated[list[ConsumptionDay], Field(max_length=5000)]
+    # v2 only; absent in v3.
+    consumption_by_org_id: Annotated[dict[_Id, Acus], Field(max_length=10000)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("consumption_by_date", mode="before")
+    @classmethod
+    def _v2_map_as_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return [{"date": day, "acus": acus} for day, acus in value.items()]
+        return value
+
+    @field_validator("consumption_by_date", mode="after")
+    @classmethod
+    def _by_date(cls, days: list[ConsumptionDay]) -> list[ConsumptionDay]:
+        return sorted(days, key=lambda d: d.date)
+
+
+class SubcategoryMetrics(_Response):
+    """One subcategory of a `CategoryMetrics`."""
+
+    subcategory_id: _Text | None = None
+    display_name: _Text = ""
+    sessions_count: Count
+    acus: Acus
+
+
+class CategoryMetrics(_Response):
+    """One category of `GET /v3/enterprise/metrics/sessions-by-category`."""
+
+    category: Annotated[str, Field(min_length=1, max_length=128)]
+    sessions_count: Count
+    acus: Acus
+    subcategories: Annotated[list[SubcategoryMetrics], Field(max_length=256)] = Field(
+        default_factory=list
+    )
+
+
+class SessionsByCategory(_Response):
+    """`GET /v3/enterprise/metrics/sessions-by-category`."""
+
+    categories: Annotated[list[CategoryMetrics], Field(max_length=256)]
+
+
+class BillingCycle(_Response):
+    """An item of `GET /v3/enterprise/consumption/cycles`: the cycle's bounds, Unix seconds.
+
+    The docs name them `after` and `before` without defining them; `start`/`end` are
+    accepted too.
+    """
+
+    start: UnixSeconds = Field(validation_alias=AliasChoices("after", "start"))
+    end: UnixSeconds = Field(validation_alias=AliasChoices("before", "end"))
+
+
+class OrganizationSummary(_Response):
+    """An organisation of `GET /v3/enterprise/organizations` or `/v2/enterprise/organizations`.
+
+    v3 calls the display name `name`, v2 `org_name`. Times are Unix seconds (v2 sends
+    ISO date-times, converted here).
+    """
+
+    org_id: _Id
+    name: _Text = Field(validation_alias=AliasChoices("name", "org_name"))
+    created_at: UnixSeconds | None = None
+    updated_at: UnixSeconds | None = None
+    max_cycle_acu_limit: Acus | None = None
+    max_session_acu_limit: Acus | None = None
+    # v2 only.
+    org_admin_count: Count | None = None
+    org_member_count: Count | None = None
+    org_user_count: Count | None = None
+
+    @field_validator("created_at", "updated_at", mode="before")
+    @classmethod
+    def _iso_as_seconds(cls, value: Any) -> Any:
+        return _unix_seconds(value)
+
+
+class CursorPage(_Response, Generic[_Item]):
+    """One page of a v3 list: `first`/`after` in, `end_cursor` out while `has_next_page`."""
+
+    items: Annotated[list[_Item], Field(max_length=1000)]
+    has_next_page: bool = False
+    end_cursor: Annotated[str, Field(max_length=1024)] | None = None
+    total: Count | None = None
+
+
+class OffsetPage(_Response, Generic[_Item]):
+    """One page of a v2 list: `skip`/`limit` in; `has_more`, and `next_cursor` (a skip)."""
+
+    items: Annotated[list[_Item], Field(max_length=1000)]
+    total: Count | None = None
+    skip: Count | None = None
+    limit: Count | None = None
+    has_more: bool = False
+    next_cursor: Count | None = None
+
+
+def validation_detail(body: Any) -> str:
+    """What an error body says, uncut: FastAPI's `HTTPValidationError` or RFC 9457's problem.
+
+    A string `detail` as it is; else `loc: msg` of the first item of a `detail` (FastAPI) or
+    `errors` (problem details, 422) list; else a problem's `title`; else "".
+    """
+    if not isinstance(body, dict):
+        return ""
+    detail = body.get("detail")
+    if isinstance(detail, str) and detail:
+        return detail
+    for items in (detail, body.get("errors")):
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            first = items[0]
+            loc = first.get("loc", [])
+            where = ".".join(str(p) for p in loc) if isinstance(loc, list) else str(loc)
+            return f"{where}: {first.get('msg', '')}"
+    title = body.get("title")
+    return title if isinstance(title, str) else ""

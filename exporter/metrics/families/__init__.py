@@ -1,0 +1,1 @@
+"""One module per metric family group; each lists its collectors in `COLLECTORS`."""

@@ -1,0 +1,103 @@
+"""The exporter's own counters and histograms, registered on a registry passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import suppress
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from exporter.devin.client import REASONS
+
+# `*_created` series double the exporter's own series in the text format and no query here
+# needs them. The switch is process-wide and only ever set one way, so tests need no reset.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Polls take from a few ms (demo API) to the request timeout times the retries.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Instruments:
+    """Counts what the client and the poller do; every known label set starts at 0."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.version = 0  # bumped on every change, so a rendering can be reused until then
+        self.api_requests = Counter(
+            "devin_exporter_api_requests",
+            "HTTP responses received from Devin's API, by HTTP status code.",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.api_retries = Counter(
+            "devin_exporter_api_retries",
+            "Requests to Devin's API tried again after a transient failure, by reason.",
+            ["endpoint", "reason"],
+            registry=registry,
+        )
+        self.rate_limit_wait = Counter(
+            "devin_exporter_rate_limit_wait_seconds",
+            "Time requests spent waiting for their API key's rate limit or 429 cooldown.",
+            registry=registry,
+        )
+        self.poll_errors = Counter(
+            "devin_exporter_poll_errors",
+            "Failed polls of a target and window, by reason.",
+            ["endpoint", "org", "reason"],
+            registry=registry,
+        )
+        self.fields_missing = Counter(
+            "devin_exporter_fields_missing",
+            "Answers from Devin that left a documented field null or absent, by endpoint and "
+            "field; only that field's series are left out.",
+            ["endpoint", "field"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "devin_exporter_poll_duration_seconds",
+            "Wall time of one poll of a target (all its windows).",
+            ["endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+
+    def start_at_zero(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Create every (endpoint, org) series so rate() works from the first scrape."""
+        self.version += 1
+        for endpoint, org in targets:
+            self.poll_duration.labels(endpoint)
+            for reason in ("timeout", "connection", "rate_limited", "server_error"):
+                self.api_retries.labels(endpoint, reason)
+            for reason in REASONS:
+                self.poll_errors.labels(endpoint, org, reason)
+
+    def forget(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Drop the series of targets a reload removed."""
+        self.version += 1
+        for endpoint, org in targets:
+            for reason in REASONS:
+                with suppress(KeyError):
+                    self.poll_errors.remove(endpoint, org, reason)
+
+    def response(self, endpoint: str, code: int) -> None:
+        self.api_requests.labels(endpoint, str(code)).inc()
+        self.version += 1
+
+    def retry(self, endpoint: str, reason: str) -> None:
+        self.api_retries.labels(endpoint, reason).inc()
+        self.version += 1
+
+    def waited(self, seconds: float) -> None:
+        self.rate_limit_wait.inc(seconds)
+        self.version += 1
+
+    def poll_failed(self, endpoint: str, org: str, reason: str) -> None:
+        self.poll_errors.labels(endpoint, org, reason).inc()
+        self.version += 1
+
+    def field_missing(self, endpoint: str, field: str) -> None:
+        self.fields_missing.labels(endpoint, field).inc()
+        self.version += 1
+
+    def polled(self, endpoint: str, seconds: float) -> None:
+        self.poll_duration.labels(endpoint).observe(seconds)
+        self.version += 1

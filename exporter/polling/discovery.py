@@ -1,0 +1,60 @@
+"""Organization discovery: list the enterprise's organizations and decide which to poll."""
+
+from __future__ import annotations
+
+import structlog
+from pydantic import ValidationError
+
+from exporter.config import Organization, Settings
+from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.table import ENDPOINTS
+
+log = structlog.get_logger("exporter.polling.discovery")
+
+
+async def list_organizations(api: DevinAPI, settings: Settings) -> list[Organization]:
+    """The enterprise's organizations, every page; v3 with the enterprise service user if
+    there is one, else v2 with the enterprise admin key."""
+    discovery = settings.discovery
+    devin = settings.devin
+    if devin.enterprise_service_user_key is not None:
+        found = await api.pages(
+            ENDPOINTS["v3_enterprise_organizations"],
+            devin.enterprise_service_user_key,
+            page_size=discovery.page_size,
+        )
+    elif devin.enterprise_key is not None:
+        found = await api.pages(
+            ENDPOINTS["v2_enterprise_organizations"],
+            devin.enterprise_key,
+            page_size=discovery.page_size,
+        )
+    else:  # excluded by the settings' validation
+        raise DevinAPIError("client_error", detail="no key may list organizations")
+    organizations = []
+    for summary in found:
+        try:
+            organizations.append(Organization(id=summary.org_id, name=summary.name or None))
+        except ValidationError:
+            # One odd id must not stop the others from being polled.
+            log.warning("organization_skipped", reason="invalid_id", id=summary.org_id[:64])
+    return organizations
+
+
+def merge(settings: Settings, discovered: list[Organization]) -> list[Organization]:
+    """The configured organizations, then every admitted discovered one not among them.
+
+    A configured organization keeps its name and key even when discovery finds it.
+    """
+    configured = {o.id: o for o in settings.organizations}
+    admitted = [
+        o
+        for o in discovered
+        if o.id not in configured and settings.discovery.admits(o.id, o.name or "")
+    ]
+    named = [
+        c.model_copy(update={"name": c.name or d.name})
+        for c in settings.organizations
+        for d in [next((d for d in discovered if d.id == c.id), c)]
+    ]
+    return [*named, *sorted(admitted, key=lambda o: o.id)]

@@ -1,0 +1,154 @@
+"""Which targets this replica polls, and what one poll cycle costs in requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.config import Organization, Settings
+from exporter.devin.table import ROWS, Endpoint
+from exporter.polling.strategies import strategy_of
+from exporter.polling.targets import Target
+
+_TWINS = {r.twin for r in ROWS} | {r.v2_twin for r in ROWS}
+# Polled for every organisation of the shard, with the org's key or through a twin.
+_ORG_ROWS = tuple(r for r in ROWS if r.scope == "organization" and r.group)
+# Polled once for the whole enterprise (by shard 0): enterprise rows that are no org
+# endpoint's twin and need no org in their path.
+_ENTERPRISE_ROWS = tuple(
+    r
+    for r in ROWS
+    if r.scope == "enterprise" and r.group and r.name not in _TWINS and not r.per_org_path
+)
+
+
+def build_targets(settings: Settings) -> list[Target]:
+    """The targets of this replica's shard, for every enabled endpoint group.
+
+    Org-level rows get one target per org: with the org's own or the default service user
+    key on the org endpoint, or else (enterprise mode) with the enterprise service user key
+    on the row's enterprise twin (by `org_ids` or the org in its path), or, for an org only
+    the enterprise admin key sees, on its v2 twin. Enterprise-wide rows are polled by shard
+    0 only; the v2 sessions row (enterprise admin key) is also asked for every org.
+    """
+    orgs = settings.polled_organizations
+    targets: list[Target] = []
+    for row in _ORG_ROWS:
+        if row.group is None or not settings.enabled(row.group):
+            continue
+        interval = settings.interval_of(row.group)
+        for org in orgs:
+            name = _endpoint_for(settings, row, org)
+            key = settings.key_for(org) if name != row.v2_twin else settings.devin.enterprise_key
+            if name is not None and key is not None:
+                targets.append(Target(name, org.id, key, interval))
+    if settings.enabled("sessions"):
+        targets += _segment_targets(settings, orgs)
+    keys = {
+        "enterprise_service_user": settings.devin.enterprise_service_user_key,
+        "enterprise_admin": settings.devin.enterprise_key,
+    }
+    for row in _ENTERPRISE_ROWS:
+        key = keys.get(row.key)
+        if row.group is None or key is None or not settings.enabled(row.group):
+            continue
+        interval = settings.interval_of(row.group)
+        if settings.sharding.owns_enterprise:
+            targets.append(Target(row.name, "", key, interval))
+        if row.key == "enterprise_admin":  # v2 sessions: per org as well
+            targets += [Target(row.name, o.id, key, interval) for o in orgs]
+    return targets
+
+
+def _endpoint_for(settings: Settings, row: Endpoint[Any], org: Organization) -> str | None:
+    """Which row answers for `org`: its own, its enterprise twin, or its v2 twin; None if
+    no configured key sees it through this row."""
+    if settings.key_for(org) is None:  # only the enterprise admin key sees it
+        return row.v2_twin if settings.devin.enterprise_key is not None else None
+    if settings.through_enterprise(org):
+        return row.twin
+    return row.name
+
+
+def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Target]:
+    """Per org and segment, the v3 sessions endpoint with the segment's filters (only for
+    orgs with a service user key: the enterprise endpoints take no user filters)."""
+    targets = []
+    interval = settings.interval_of("sessions")
+    for segment in settings.segments:
+        filters = tuple(
+            (name, tuple(values))
+            for name, values in (
+                ("user_ids", segment.user_ids),
+                ("service_user_ids", segment.service_user_ids),
+                ("playbook_id", [segment.playbook_id] if segment.playbook_id else []),
+            )
+            if values
+        )
+        targets += [
+            Target("v3_org_sessions", o.id, key, interval, segment.name, filters)
+            for o in orgs
+            if (key := settings.key_for(o)) is not None and not settings.through_enterprise(o)
+        ]
+    return targets
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One target's share of a poll cycle."""
+
+    endpoint: str
+    org: str
+    windows: tuple[str, ...]
+    requests: int
+    interval_seconds: float
+
+
+def request_plan(settings: Settings) -> list[PlannedRequest]:
+    """Every target with the windows its requests serve and how many requests it sends."""
+    windows = settings.windows
+    return [
+        PlannedRequest(
+            t.endpoint,
+            f"{t.org}#{t.segment}" if t.segment else t.org,
+            tuple(w.label for w in strategy_of(t.endpoint).windows(windows)),
+            strategy_of(t.endpoint).requests_per_poll(windows),
+            t.interval_seconds,
+        )
+        for t in build_targets(settings)
+    ]
+
+
+def explain(plan: list[PlannedRequest]) -> str:
+    """The plan as a table, with the requests one cycle of every target sends."""
+    rows = [("endpoint", "org", "windows", "requests", "every")]
+    rows += [
+        (
+            p.endpoint,
+            p.org or "(enterprise)",
+            ",".join(p.windows),
+            str(p.requests),
+            format_seconds(p.interval_seconds),
+        )
+        for p in plan
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    total = sum(p.requests for p in plan)
+    per_hour = sum(p.requests * 3600 / p.interval_seconds for p in plan)
+    lines.append(
+        f"{len(plan)} targets, {total} requests per cycle, {per_hour:.0f} per hour "
+        "(pages of paginated lists count once; discovery is not included)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def format_seconds(seconds: float) -> str:
+    """`300` as `5m`, `3600` as `1h`: for people reading the plan."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

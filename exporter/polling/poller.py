@@ -1,0 +1,412 @@
+"""Polls every target over every window in the background and keeps the latest good values."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel
+
+from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.models import BillingCycle
+from exporter.devin.ratelimit import key_digest
+from exporter.metrics.instruments import Instruments
+from exporter.polling.strategies import Span, strategy_of
+from exporter.polling.targets import Target
+from exporter.windows import Window
+
+Clock = Callable[[], float]
+Value = BaseModel  # one of the response models of exporter.devin.models
+
+log = structlog.get_logger("exporter.polling.poller")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A value Devin returned for one (target, window), and when."""
+
+    value: Value
+    fetched_at: float
+
+
+@dataclass
+class WindowState:
+    """What the status page and devin_up know of one (target, window)."""
+
+    last_success: float | None = None
+    last_error: str | None = None  # reason of the latest poll, None if it succeeded
+    last_attempt: float | None = None
+    # The most recent failure, kept after recovery for the status page.
+    last_failure: str | None = None
+    last_failure_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of what the poller knows, for rendering away from the event loop."""
+
+    version: int
+    targets: tuple[Target, ...]
+    windows: tuple[Window, ...]
+    samples: Mapping[tuple[Target, str], Sample]
+    states: Mapping[tuple[Target, str], WindowState]
+    up: Mapping[Target, bool]
+    auth_failing: frozenset[Target]
+
+
+# After a 401 or 403 a target's polls slow down, doubling up to this.
+AUTH_BACKOFF_MAX_SECONDS = 3600.0
+_AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
+_AUTH_HINTS = {
+    ("v3_org_sessions", "unauthorized"): (
+        "the service user key is unknown or revoked: create a new key for the service user "
+        "and update service_user_key_file"
+    ),
+    ("v3_org_sessions", "forbidden"): (
+        "service user lacks ViewOrgMetrics on {org} (or the key is not a cog_ service user "
+        "key): grant the permission, or remove the organization from the config"
+    ),
+    ("v2_enterprise_sessions", "unauthorized"): (
+        "the enterprise key is unknown or revoked: create a new personal API key as an "
+        "enterprise admin and update enterprise_key_file"
+    ),
+    ("v2_enterprise_sessions", "forbidden"): (
+        "the enterprise key is not an enterprise admin's personal API key (apk_user_...)"
+    ),
+}
+
+
+_GENERIC_HINTS = {
+    "unauthorized": "the key is unknown or revoked: create a new one and update its _file",
+    "forbidden": (
+        "the key lacks the permission this endpoint needs on {org} (see endpoints: in "
+        "config.example.yaml): grant it, or disable the endpoint group"
+    ),
+}
+
+
+@dataclass
+class AuthBackoff:
+    """A target whose key was refused: how often in a row, and when to try again."""
+
+    reason: str
+    failures: int
+    retry_at: float
+
+
+class Poller:
+    """Owns the snapshot: `samples` and `states`, replaced entry by entry as polls finish."""
+
+    def __init__(
+        self,
+        api: DevinAPI,
+        targets: list[Target],
+        windows: list[Window],
+        instruments: Instruments,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self._api = api
+        self._instruments = instruments
+        self._clock = clock
+        self.targets: list[Target] = []
+        self.windows: list[Window] = []
+        self.billing_cycle: BillingCycle | None = None  # Devin's current cycle, once polled
+        self.samples: dict[tuple[Target, str], Sample] = {}
+        self.states: dict[tuple[Target, str], WindowState] = {}
+        self.auth_backoff: dict[Target, AuthBackoff] = {}
+        self._polled: set[Target] = set()
+        self._missing_logged: set[tuple[str, str]] = set()  # (endpoint, field) logged once
+        self._ready = False
+        self._scheduler: AsyncIOScheduler | None = None
+        self.version = 0  # bumped whenever anything a scrape shows may have changed
+        self._running: set[asyncio.Task[object]] = set()
+        self._closing = False
+        self.reconfigure(targets, windows)
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def snapshot(self) -> Snapshot:
+        """A copy that stays consistent while polls go on (shallow: samples are immutable)."""
+        return Snapshot(
+            version=self.version,
+            targets=tuple(self.targets),
+            windows=tuple(self.windows),
+            samples=dict(self.samples),
+            states={k: replace(v) for k, v in self.states.items()},
+            up={t: self.up(t) for t in self.targets},
+            auth_failing=frozenset(self.auth_backoff),
+        )
+
+    def reconfigure(self, targets: list[Target], windows: list[Window]) -> None:
+        """Apply a new list of targets and windows; those that stay keep their values.
+
+        Target equality ignores the key, so old entries re-key onto the new targets. A
+        target whose key changed leaves its auth backoff behind: the new key gets a
+        chance at once. New windows are polled at once rather than at the next poll.
+        """
+        by_id = {t: t for t in targets}
+        labels = {w.label for w in windows}
+        old_targets = {t: t for t in self.targets}
+        self.samples = {
+            (by_id[t], w): s
+            for (t, w), s in self.samples.items()
+            if t in by_id and w in {x.label for x in self.windows_of(by_id[t], windows)}
+        }
+        self.states = {
+            (t, w.label): self.states.get((t, w.label)) or WindowState()
+            for t in targets
+            for w in strategy_of(t.endpoint).windows(windows)
+        }
+        self.auth_backoff = {
+            t: b
+            for t, b in self.auth_backoff.items()
+            if t in by_id and key_digest(by_id[t].key) == key_digest(t.key)
+        }
+        self._polled &= set(targets)
+        if not any(isinstance(s.value, BillingCycle) for s in self.samples.values()):
+            self.billing_cycle = None  # billing cycles are no longer polled
+        removed = [t for t in self.targets if t not in by_id]
+        new_windows = labels - {w.label for w in self.windows}
+        self.targets, self.windows = targets, windows
+        self._instruments.forget((t.endpoint, t.org) for t in removed)
+        self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
+        if self._scheduler is not None:
+            for target in removed:
+                self._scheduler.remove_job(target.job_id)
+            poll_now = {t for t in targets if t in old_targets} if new_windows else set()
+            self._schedule_jobs(poll_now)
+        self._changed()
+
+    @property
+    def ready(self) -> bool:
+        """True once every target has finished its first poll, whatever its outcome.
+
+        It stays true after a reload adds targets: their first poll is no reason to take
+        the exporter out of a load balancer.
+        """
+        # Not with no targets at all: discovery may not have found any yet.
+        self._ready = self._ready or (bool(self.targets) and self._polled >= set(self.targets))
+        return self._ready
+
+    def up(self, target: Target) -> bool:
+        """Whether the latest poll of every window of the target succeeded.
+
+        A window a reload just added, not yet polled, does not count either way.
+        """
+        states = [self.states[target, w.label] for w in self.windows_of(target)]
+        polled = [s for s in states if s.last_attempt is not None]
+        return bool(polled) and all(s.last_error is None for s in polled)
+
+    def cycle_start(self, now: float) -> float | None:
+        """Where Devin's current billing cycle began, while the polled one lasts."""
+        cycle = self.billing_cycle
+        if cycle is not None and cycle.start <= now < cycle.end:
+            return cycle.start
+        return None
+
+    def windows_of(self, target: Target, windows: list[Window] | None = None) -> list[Window]:
+        """The windows (or buckets) a target's samples are kept under."""
+        return strategy_of(target.endpoint).windows(self.windows if windows is None else windows)
+
+    def next_poll(self, target: Target) -> datetime | None:
+        backoff = self.auth_backoff.get(target)
+        if self._scheduler is None:
+            return None
+        job = self._scheduler.get_job(target.job_id)
+        if job is None or job.next_run_time is None:
+            return None
+        next_run: datetime = job.next_run_time
+        if backoff is not None and backoff.retry_at > next_run.timestamp():
+            return datetime.fromtimestamp(backoff.retry_at, UTC)
+        return next_run
+
+    async def poll_all(self) -> None:
+        """One cycle of every target, concurrently (the client caps requests in flight)."""
+        await asyncio.gather(*(self.poll_target(t) for t in self.targets))
+
+    async def poll_target(self, target: Target) -> None:
+        """Fetch every window of one target and record each outcome."""
+        if self._closing:
+            return
+        now = self._clock()
+        backoff = self.auth_backoff.get(target)
+        if backoff is not None and now < backoff.retry_at:
+            log.debug(
+                "poll_skipped", endpoint=target.endpoint, org=target.org, reason=backoff.reason
+            )
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        windows = self.windows_of(target)  # a reload may change the list while we wait
+        started = time.perf_counter()
+        try:
+            outcomes = await strategy_of(target.endpoint).fetch(
+                self._api, target, windows, Span(now, self.cycle_start(now))
+            )
+        except asyncio.CancelledError:
+            if self._closing:
+                return  # our own shutdown: end quietly, the process is exiting
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+            self._polled.add(target)
+        self._instruments.polled(target.endpoint, time.perf_counter() - started)
+        if target not in self._current_targets():
+            return  # removed by a reload while in flight: its results have no home
+        failed = {
+            w.label: outcome.reason
+            for w in windows
+            if self._record(target, w, (outcome := outcomes[w.label]), now)
+            and isinstance(outcome, DevinAPIError)
+        }
+        self._track_auth(
+            target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
+        )
+        self._changed()
+        if failed and not _AUTH_REASONS & set(failed.values()):
+            log.warning(
+                "poll_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                windows=",".join(failed),
+                reasons=",".join(sorted(set(failed.values()))),
+            )
+
+    def _current_targets(self) -> set[Target]:
+        return set(self.targets)
+
+    def _record(
+        self, target: Target, window: Window, outcome: Value | DevinAPIError, now: float
+    ) -> bool:
+        """Store one window's outcome; False if the window is no longer configured."""
+        state = self.states.get((target, window.label))
+        if state is None:
+            return False
+        state.last_attempt = now
+        if isinstance(outcome, DevinAPIError):
+            state.last_error = state.last_failure = outcome.reason
+            state.last_failure_at = now
+            self._instruments.poll_failed(target.endpoint, target.org, outcome.reason)
+            log.debug(
+                "poll_window_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                window=window.label,
+                reason=outcome.reason,
+                status=outcome.status,
+                detail=outcome.detail or None,
+            )
+        else:
+            self._note_missing(target, outcome)
+            self.samples[target, window.label] = Sample(outcome, now)
+            state.last_success = now
+            state.last_error = None
+            if isinstance(outcome, BillingCycle):
+                self.billing_cycle = outcome  # the `cycle` window follows Devin's cycle
+        return True
+
+    def _note_missing(self, target: Target, value: Value) -> None:
+        """Count the fields an answer left null or absent; log each (endpoint, field) once."""
+        missing = getattr(value, "missing", None)
+        for name in missing() if missing is not None else ():
+            self._instruments.field_missing(target.endpoint, name)
+            if (target.endpoint, name) not in self._missing_logged:
+                self._missing_logged.add((target.endpoint, name))
+                log.warning(
+                    "field_missing",
+                    endpoint=target.endpoint,
+                    org=target.org,
+                    field=name,
+                    effect="its series are left out while it stays missing",
+                )
+
+    async def close(self) -> None:
+        """Cancel the polls in flight and wait for them, before the HTTP client closes."""
+        self._closing = True
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def _track_auth(self, target: Target, reason: str | None, now: float) -> None:
+        """Slow down a target whose key is refused; log once per change of state."""
+        previous = self.auth_backoff.get(target)
+        if reason is None:
+            if previous is not None:
+                del self.auth_backoff[target]
+                log.info("auth_recovered", endpoint=target.endpoint, org=target.org)
+            return
+        failures = previous.failures + 1 if previous else 1
+        delay = min(target.interval_seconds * 2 ** (failures - 1), AUTH_BACKOFF_MAX_SECONDS)
+        self.auth_backoff[target] = AuthBackoff(reason, failures, now + delay)
+        if previous is None or previous.reason != reason:
+            log.error(
+                "auth_failed",
+                endpoint=target.endpoint,
+                org=target.org,
+                reason=reason,
+                hint=_AUTH_HINTS.get((target.endpoint, reason), _GENERIC_HINTS[reason]).format(
+                    org=target.org
+                ),
+                backoff="polls slow down, doubling up to 1h, until the key is accepted",
+            )
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """One job per target: now, then every interval with jitter, never overlapping."""
+        self._scheduler = scheduler
+        self._schedule_jobs(set())
+
+    def _schedule_jobs(self, poll_now: set[Target]) -> None:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        for target in self.targets:
+            interval = target.interval_seconds
+            trigger = IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 30.0))
+            job = scheduler.get_job(target.job_id)
+            if job is not None:
+                # A reload: keep the job's timing unless the interval changed; refresh its key.
+                job.modify(args=[target])
+                if job.trigger.interval.total_seconds() != interval:
+                    job.reschedule(trigger)
+                if target in poll_now:
+                    job.modify(next_run_time=datetime.now(UTC))
+                continue
+            scheduler.add_job(
+                self.poll_target,
+                trigger,
+                args=[target],
+                id=target.job_id,
+                name=target.job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),
+            )
+
+
+def stale_after_for(target: Target, stale_after: float) -> float:
+    """How old a target's samples may get: `stale_after`, but never less than three of
+    the target's own polls (consumption polled hourly must not vanish after 15 minutes)."""
+    return max(stale_after, 3 * target.interval_seconds)
+
+
+def fresh_samples(
+    samples: Mapping[tuple[Target, str], Sample], now: float, stale_after: float
+) -> dict[tuple[Target, str], Sample]:
+    """The samples young enough to serve; older ones vanish from /metrics."""
+    return {
+        (t, w): s
+        for (t, w), s in samples.items()
+        if now - s.fetched_at <= stale_after_for(t, stale_after)
+    }

@@ -1,0 +1,250 @@
+"""How an endpoint is polled, by the shape its table row declares.
+
+A `window` endpoint (sessions, PRs, searches, active users, usage) is asked once per
+window. Bucketed endpoints are asked once per poll and every value is derived from the
+buckets, so their request count grows with organisations, not organisations x windows:
+daily consumption (one request from the earliest day needed), and active users per day,
+week and month (the last complete bucket of each). Billing cycles are one listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.models import ActiveUsers, ActiveUsersSeries, DailyConsumption
+from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Endpoint, Shape
+from exporter.polling.targets import Target
+from exporter.windows import DAY_SECONDS, Window, day_start
+
+Outcome = BaseModel | DevinAPIError
+
+
+@dataclass(frozen=True)
+class Span:
+    """When a poll happens, and where the billing cycle began (for the `cycle` window)."""
+
+    now: float
+    cycle_start: float | None = None
+
+    def start_of(self, window: Window) -> float:
+        return window.start(self.now, self.cycle_start)
+
+
+async def _outcome(
+    api: DevinAPI, row: Endpoint[Any], target: Target, start: float, end: float, **path: str
+) -> Outcome:
+    # The request is created here, not by the caller: a poll cancelled before this runs
+    # then leaves no coroutine behind that was never awaited.
+    try:
+        call = row.call(target.org, start, end, target.filters, **path)
+        answer: BaseModel = await api.fetch(row, target.key, call)
+    except DevinAPIError as err:
+        return err
+    return answer
+
+
+class Strategy(Protocol):
+    """What one shape of endpoint does in a poll."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        """The windows (or buckets) the samples are kept under."""
+        ...
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int: ...
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        """Every window's value, or the error that kept it from us."""
+        ...
+
+
+class Rolling:
+    """One request per window, over [now - window, now]."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return list(configured)
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return len(configured)
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        row = ENDPOINTS[target.endpoint]
+        outcomes = await asyncio.gather(
+            *(_outcome(api, row, target, span.start_of(w), span.now) for w in windows)
+        )
+        return {w.label: o for w, o in zip(windows, outcomes, strict=True)}
+
+
+class ConsumedAcus(BaseModel):
+    """ACUs consumed over one window, by product, summed from daily buckets."""
+
+    by_product: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.by_product.values())
+
+
+CYCLE = Window(31 * DAY_SECONDS, "cycle")
+
+
+def consumption_window(window: Window) -> bool:
+    """Whether consumption is exported under `window`: `today`, `cycle`, or whole days."""
+    return window.calendar or (window.seconds >= DAY_SECONDS and window.seconds % DAY_SECONDS == 0)
+
+
+def billing_days_of(window: Window, span: Span) -> tuple[float, float]:
+    """[first, end) of the billing days a consumption window sums, as day starts.
+
+    `today` is the current billing day so far, `cycle` the billing cycle so far; a
+    rolling window of N whole days is the N complete billing days before the current one,
+    so it ends at the last 08:00 UTC and changes once a day, never dropping to zero.
+    """
+    today = day_start(span.now)
+    if window.calendar:
+        return day_start(span.start_of(window)), float("inf")
+    return today - window.seconds, today
+
+
+class DailyBuckets:
+    """Daily consumption: one request per poll, from the first billing day any window
+    needs; `cycle` is always there (for devin_billing_cycle_acus_consumed)."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        kept = [w for w in configured if consumption_window(w)]
+        return kept if any(w.label == "cycle" for w in kept) else [*kept, CYCLE]
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return 1
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        bounds = {w.label: billing_days_of(w, span) for w in windows}
+        first_day = min(first for first, _ in bounds.values())
+        row = ENDPOINTS[target.endpoint]
+        answer = await _outcome(api, row, target, first_day, span.now)
+        if not isinstance(answer, DailyConsumption):
+            return dict.fromkeys(bounds, answer)
+        return {label: consumed(answer, *days) for label, days in bounds.items()}
+
+
+def consumed(answer: DailyConsumption, first: float, end: float) -> ConsumedAcus:
+    """The ACUs of the billing days starting in [first, end), by product; what a day's
+    products do not account for (v2 has no product split) is `unattributed`."""
+    totals: dict[str, float] = {}
+    for day in answer.consumption_by_date:
+        if not first <= day.date < end:
+            continue
+        products = dict(day.acus_by_product or {})
+        rest = day.acus - sum(products.values())
+        if rest > 1e-9:
+            products["unattributed"] = rest
+        for product, acus in products.items():
+            totals[product] = totals.get(product, 0.0) + acus
+    return ConsumedAcus(by_product=totals)
+
+
+class LatestActiveUsers(BaseModel):
+    """Active users in the last complete day, week or month."""
+
+    active_users: int
+    start_time: float | None
+    end_time: float | None
+
+
+# Bucket label -> (period path parameter, how far back to ask for its last complete one).
+PERIODS: dict[str, tuple[str, float]] = {
+    "day": ("dau", 3 * DAY_SECONDS),
+    "week": ("wau", 15 * DAY_SECONDS),
+    "month": ("mau", 63 * DAY_SECONDS),
+}
+assert {p for p, _ in PERIODS.values()} == set(ACTIVE_USER_PERIODS)
+
+
+class PeriodBuckets:
+    """dau/wau/mau: per period, the buckets of the last few periods; the last complete one
+    is kept under the period's name (`day`, `week`, `month`), whatever the windows."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return [Window(back, name) for name, (_, back) in PERIODS.items()]
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return len(PERIODS)
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        row = ENDPOINTS[target.endpoint]
+
+        async def latest(period: str, back: float) -> Outcome:
+            answer = await _outcome(api, row, target, span.now - back, span.now, period=period)
+            if not isinstance(answer, ActiveUsersSeries):
+                return answer
+            return last_complete(answer.root, span.now)
+
+        names = [w.label for w in windows]
+        outcomes = await asyncio.gather(*(latest(*PERIODS[n]) for n in names))
+        return dict(zip(names, outcomes, strict=True))
+
+
+def last_complete(buckets: Sequence[ActiveUsers], now: float) -> Outcome:
+    """The latest bucket that ended by `now` (`end_time` is inclusive: `...:59:59`)."""
+    complete = [b for b in buckets if b.end_time is not None and b.end_time < now]
+    if not complete:
+        return DevinAPIError("invalid_response", status=200, detail="no complete bucket")
+    last = max(complete, key=lambda b: b.end_time or 0.0)
+    return LatestActiveUsers(
+        active_users=last.active_users, start_time=last.start_time, end_time=last.end_time
+    )
+
+
+CURRENT = Window(31 * DAY_SECONDS, "current")
+
+
+class Cycles:
+    """The enterprise's billing cycles (every page); the current one is kept as `current`."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return [CURRENT]
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return 1
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        try:
+            cycles = await api.pages(ENDPOINTS[target.endpoint], target.key)
+        except DevinAPIError as err:
+            return {CURRENT.label: err}
+        current = [cycle for cycle in cycles if cycle.start <= span.now < cycle.end]
+        if not current:
+            return {
+                CURRENT.label: DevinAPIError(
+                    "invalid_response", status=200, detail="no cycle contains now"
+                )
+            }
+        return {CURRENT.label: max(current, key=lambda cycle: cycle.start)}
+
+
+STRATEGIES: dict[Shape, Strategy] = {
+    "window": Rolling(),
+    "daily": DailyBuckets(),
+    "periods": PeriodBuckets(),
+    "cycles": Cycles(),
+}
+
+
+def strategy_of(endpoint: str) -> Strategy:
+    """How the endpoint named `endpoint` is polled (a KeyError for a listing)."""
+    return STRATEGIES[ENDPOINTS[endpoint].shape]

@@ -1,0 +1,93 @@
+"""Pre-rendered exposition: rendered once per change, spliced per scrape, valid in every form."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+from fakes import INTERVAL, NOW, Clock, FakeDevin, make_poller, target
+from prometheus_client import CollectorRegistry
+
+from exporter.config import Organization
+from exporter.metrics.exposition import Exposition
+from exporter.metrics.instruments import Instruments
+
+
+async def body(exposition: Exposition, *, openmetrics: bool, gzip: bool) -> bytes:
+    head, tail = await exposition.body(openmetrics=openmetrics, gzip=gzip)
+    return head + tail
+
+
+def make_exposition(stale_after: float = 3 * INTERVAL) -> tuple[Exposition, Clock, FakeDevin]:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"), target("org-b"))
+    own = CollectorRegistry()
+    exposition = Exposition(
+        poller,
+        Instruments(own),
+        own,
+        [Organization(id="org-a"), Organization(id="org-b")],
+        stale_after,
+        clock=clock,
+    )
+    return exposition, clock, api
+
+
+async def test_gzip_body_is_one_complete_gzip_member_with_the_own_counters_at_the_end() -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    plain = await body(exposition, openmetrics=False, gzip=False)
+    zipped = await body(exposition, openmetrics=False, gzip=True)
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert plain == decoder.decompress(zipped)
+    assert (True, b"") == (decoder.eof, decoder.unused_data)
+    assert plain == gzip.decompress(zipped)
+    assert b"devin_sessions_created{" in plain
+    assert b"devin_exporter_" in plain.rstrip().splitlines()[-1]
+
+
+async def test_openmetrics_body_ends_with_exactly_one_eof() -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    for zipped in (False, True):
+        raw = await body(exposition, openmetrics=True, gzip=zipped)
+        text = gzip.decompress(raw) if zipped else raw
+        assert 1 == text.count(b"# EOF")
+        assert text.endswith(b"# EOF\n")
+
+
+async def test_the_snapshot_is_rendered_once_per_change_not_per_scrape() -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    await body(exposition, openmetrics=False, gzip=False)
+    rendered = exposition._rendered
+    for _ in range(5):
+        await body(exposition, openmetrics=False, gzip=True)
+    assert rendered is exposition._rendered
+    await exposition._poller.poll_target(target("org-a"))
+    await body(exposition, openmetrics=False, gzip=False)
+    assert rendered is not exposition._rendered
+
+
+async def test_series_vanish_when_stale_even_without_a_poll() -> None:
+    exposition, clock, _ = make_exposition(stale_after=600)
+    await exposition._poller.poll_all()
+    assert b'devin_sessions_created{org="org-a"' in await body(
+        exposition, openmetrics=False, gzip=False
+    )
+    clock.now = NOW + 3 * INTERVAL + 1  # never before three of the target's own polls
+    raw = await body(exposition, openmetrics=False, gzip=False)
+    assert b"devin_sessions_created{" not in raw
+    assert b'devin_up{endpoint="v3_org_sessions",org="org-a"} 1.0' in raw
+
+
+async def test_the_own_counters_are_rendered_again_only_when_they_change() -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    first = await exposition.body(openmetrics=False, gzip=True)
+    again = await exposition.body(openmetrics=False, gzip=True)
+    assert first[1] is again[1]
+    exposition._instruments.response("v3_org_sessions", 200)
+    changed = await exposition.body(openmetrics=False, gzip=True)
+    assert changed[1] is not again[1]
+    assert b'code="200"' in gzip.decompress(changed[0] + changed[1])

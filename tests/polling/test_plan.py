@@ -1,0 +1,73 @@
+"""The request plan: which targets a replica polls and what one cycle costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.config import ConfigError, Settings, load_settings
+from exporter.polling.plan import request_plan
+
+
+def settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "devin": {"service_user_key": "cog_x", "enterprise_key": "apk_user_y"},
+        "organizations": [{"id": f"org-{i}"} for i in range(5)],
+        "windows": ["1h", "24h", "7d", "30d", "today", "cycle"],
+    }
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+def test_rolling_endpoints_cost_one_request_per_org_and_window() -> None:
+    plan = request_plan(settings())
+    sessions = [p for p in plan if p.endpoint == "v3_org_sessions"]
+    assert (5, 5 * 6) == (len(sessions), sum(p.requests for p in sessions))
+    enterprise = [p for p in plan if p.endpoint == "v2_enterprise_sessions"]
+    assert 6 * 6 == sum(p.requests for p in enterprise)
+
+
+def test_a_disabled_endpoint_group_is_not_planned() -> None:
+    plan = request_plan(settings(endpoints={"enterprise_sessions": {"enabled": False}}))
+    assert {"v3_org_sessions"} == {p.endpoint for p in plan}
+
+
+def test_each_group_has_its_own_interval() -> None:
+    plan = request_plan(settings(endpoints={"sessions": {"interval": "1m"}}))
+    assert {60.0} == {p.interval_seconds for p in plan if p.endpoint == "v3_org_sessions"}
+    assert {300.0} == {p.interval_seconds for p in plan if p.endpoint != "v3_org_sessions"}
+
+
+def test_an_unknown_endpoint_group_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"endpoints\.sesions"):
+        settings(endpoints={"sesions": {"enabled": False}})
+
+
+def test_once_explain_prints_the_plan_and_its_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "devin: {service_user_key: cog_x}\norganizations: [{id: org-a}, {id: org-b}]\n"
+    )
+    assert 0 == main(["once", "--explain", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert "v3_org_sessions  org-a  1h,24h,7d,30d  4" in out
+    assert "2 targets, 8 requests per cycle, 96 per hour" in out
+
+
+def test_bucketed_endpoints_cost_one_request_per_org_not_per_window() -> None:
+    for orgs, windows in ((5, ["1h", "24h"]), (5, ["1h", "24h", "7d", "30d", "today", "cycle"])):
+        plan = request_plan(
+            settings(
+                organizations=[{"id": f"org-{i}"} for i in range(orgs)],
+                windows=windows,
+                endpoints={"consumption": {"enabled": True}, "prs": {"enabled": True}},
+            )
+        )
+        consumption = [p for p in plan if p.endpoint == "v3_org_consumption_daily"]
+        prs = [p for p in plan if p.endpoint == "v3_org_prs"]
+        assert orgs == sum(p.requests for p in consumption)
+        assert orgs * len(windows) == sum(p.requests for p in prs)

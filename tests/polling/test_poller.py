@@ -1,0 +1,145 @@
+"""The poller against a hand-written fake of the DevinAPI Protocol: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, make_poller, target
+from pydantic import SecretStr
+
+from exporter.devin.client import DevinAPIError
+from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS
+from exporter.polling.targets import Target
+from exporter.windows import Window
+
+
+async def test_a_success_stores_every_window_with_its_time() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    await poller.poll_all()
+    assert {("org-a", "1h"): 3600, ("org-a", "24h"): 86400} == {
+        (t.org, w): s.value.sessions_created_count  # type: ignore[union-attr]
+        for (t, w), s in poller.samples.items()
+    }
+    assert poller.up(target("org-a"))
+    assert poller.ready
+
+
+async def test_a_failure_keeps_the_last_good_value_and_records_the_reason() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    await poller.poll_all()
+    api.errors["org-a"] = DevinAPIError("server_error", status=503)
+    clock.now += INTERVAL
+    await poller.poll_all()
+    state = poller.states[target("org-a"), "1h"]
+    assert ("server_error", NOW, NOW + INTERVAL) == (
+        state.last_error,
+        state.last_success,
+        state.last_failure_at,
+    )
+    assert NOW == poller.samples[target("org-a"), "1h"].fetched_at
+    assert not poller.up(target("org-a"))
+
+
+async def test_the_last_failure_is_remembered_after_recovery() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    api.errors["org-a"] = DevinAPIError("timeout")
+    await poller.poll_all()
+    del api.errors["org-a"]
+    clock.now += INTERVAL
+    await poller.poll_all()
+    state = poller.states[target("org-a"), "24h"]
+    assert (None, "timeout", NOW) == (state.last_error, state.last_failure, state.last_failure_at)
+
+
+@pytest.mark.parametrize("reason", ["unauthorized", "forbidden"])
+async def test_a_refused_key_backs_off_doubling_up_to_an_hour(reason: str) -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    api.errors["org-a"] = DevinAPIError(reason, status=401)
+    polls_at = []
+    for _ in range(4 * 24):  # a day of scheduled runs, one per interval
+        before = api.calls["org-a"]
+        await poller.poll_target(target("org-a"))
+        if api.calls["org-a"] > before:
+            polls_at.append(clock.now - NOW)
+        clock.now += INTERVAL
+    gaps = [b - a for a, b in itertools.pairwise(polls_at)]
+    assert [300, 600, 1200, 2400, 3600, 3600] == gaps[:6]
+    assert max(gaps) == AUTH_BACKOFF_MAX_SECONDS
+    assert target("org-a") in poller.snapshot().auth_failing
+
+
+async def test_an_accepted_key_ends_the_backoff() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    api.errors["org-a"] = DevinAPIError("forbidden", status=403)
+    await poller.poll_all()
+    del api.errors["org-a"]
+    clock.now += INTERVAL  # the first backoff is one interval
+    await poller.poll_all()
+    assert {} == poller.auth_backoff
+    assert poller.up(target("org-a"))
+
+
+async def test_a_rotated_key_is_tried_at_once_after_a_reload() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a", "cog_old"))
+    api.errors["org-a"] = DevinAPIError("unauthorized", status=401)
+    await poller.poll_all()
+    await poller.poll_all()  # skipped: backing off
+    assert 2 == api.calls["org-a"]
+    del api.errors["org-a"]
+    poller.reconfigure([target("org-a", "cog_new")], [H1, H24])
+    await poller.poll_all()
+    assert ["cog_new", "cog_new"] == api.keys_seen[-2:]
+    assert poller.up(target("org-a"))
+
+
+async def test_a_target_removed_while_its_poll_is_in_flight_leaves_nothing_behind() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"), target("org-b"))
+    api.gate = asyncio.Event()
+    in_flight = asyncio.create_task(poller.poll_target(target("org-b")))
+    await asyncio.sleep(0)
+    poller.reconfigure([target("org-a")], [H1])
+    api.gate.set()
+    await in_flight
+    assert all(t.org == "org-a" for t, _ in poller.samples)
+    assert all(t.org == "org-a" for t, _ in poller.states)
+
+
+async def test_a_window_added_while_a_poll_is_in_flight_does_not_break_it() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    api.gate = asyncio.Event()
+    in_flight = asyncio.create_task(poller.poll_target(target("org-a")))
+    await asyncio.sleep(0)
+    poller.reconfigure([target("org-a")], [H1, H24, Window(7 * 86400, "7d")])
+    api.gate.set()
+    await in_flight
+    assert {"1h", "24h"} == {w for _, w in poller.samples}
+    assert poller.states[target("org-a"), "7d"].last_attempt is None
+
+
+async def test_close_cancels_polls_in_flight_quietly() -> None:
+    api, clock = FakeDevin(), Clock()
+    poller = make_poller(api, clock, target("org-a"))
+    api.gate = asyncio.Event()  # never set: the request hangs
+    in_flight = asyncio.create_task(poller.poll_target(target("org-a")))
+    await asyncio.sleep(0)
+    await poller.close()
+    assert in_flight.done()
+    assert in_flight.exception() is None  # ended, not cancelled: APScheduler logs nothing
+
+
+async def test_enterprise_targets_are_polled_with_org_filters() -> None:
+    api, clock = FakeDevin(), Clock()
+    enterprise = Target("v2_enterprise_sessions", "", SecretStr("apk_user_x"))
+    poller = make_poller(api, clock, enterprise)
+    await poller.poll_all()
+    assert 7 == poller.samples[enterprise, "1h"].value.sessions_count  # type: ignore[union-attr]
