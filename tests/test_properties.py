@@ -212,15 +212,22 @@ def test_enterprise_sessions_raise_only_validation_error(raw: bytes) -> None:
 
 
 def exposition_values(metrics: SessionMetrics) -> list[float | int]:
-    return [
+    """The numbers a scrape shows; a null or absent field shows none."""
+    scalars = [
         metrics.sessions_created_count,
         metrics.sessions_created_with_playbook_count,
         metrics.sessions_created_with_search_count,
         metrics.sessions_with_merged_prs_count,
         metrics.avg_acus_per_session,
-        *metrics.sessions_created_by_origin.values(),
-        *metrics.sessions_created_by_size.values(),
-        *metrics.sessions_with_merged_prs_by_size.values(),
+    ]
+    breakdowns = [
+        metrics.sessions_created_by_origin,
+        metrics.sessions_created_by_size,
+        metrics.sessions_with_merged_prs_by_size,
+    ]
+    return [
+        *(n for n in scalars if n is not None),
+        *(n for counts in breakdowns if counts is not None for n in counts.values()),
     ]
 
 

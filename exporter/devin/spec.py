@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -44,6 +44,7 @@ class Operation:
     document: str  # the URI of the file it comes from
     spec: Mapping[str, Any]  # the operation object
     registry: Registry[Any]
+    _validators: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False)
 
     @property
     def parameters(self) -> dict[str, Mapping[str, Any]]:
@@ -106,7 +107,12 @@ class Operation:
     def _validator(self, pointer: str) -> Draft202012Validator:
         """A validator of the schema at `pointer` in the operation's file, whose own
         `$ref`s resolve against that file."""
-        return Draft202012Validator({"$ref": f"{self.document}#{pointer}"}, registry=self.registry)
+        validator = self._validators.get(pointer)
+        if validator is None:
+            schema = {"$ref": f"{self.document}#{pointer}"}
+            validator = Draft202012Validator(schema, registry=self.registry)
+            self._validators[pointer] = validator
+        return validator
 
 
 class Contract:

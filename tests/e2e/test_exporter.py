@@ -180,7 +180,6 @@ async def test_exporter_health_series(
         (Fault(status=500), "server_error"),
         (Fault(body="malformed"), "invalid_response"),
         (Fault(body="truncated"), "invalid_response"),
-        (Fault(body="missing_fields"), "invalid_response"),
     ],
     ids=lambda p: (
         getattr(p, "status", None) or getattr(p, "body", p) if isinstance(p, Fault) else p
@@ -216,6 +215,36 @@ async def test_a_failing_target_is_counted_and_the_others_keep_serving(
     page = (await http.get(f"{running.url}/")).text
     assert f"<td>{bad}</td><td>24h</td>" in page
     assert f"<td>{reason}</td>" in page
+
+
+async def test_a_missing_field_drops_only_its_own_series_and_is_counted(
+    running: main.Runtime, demo: Demo, http: httpx.AsyncClient
+) -> None:
+    """The fault leaves out the first and last fields of the answer:
+    `sessions_created_count` and `avg_acus_per_session`."""
+    org = demo.account.orgs[0].id
+    fault = Fault(body="missing_fields")
+    demo.api.plan.set(PlanEntry(endpoint="v3_org_sessions", org=org, faults=[fault]))
+    await running.poller.poll_all()
+
+    series = await scrape(http, running)
+    missing = {
+        field: value(
+            series,
+            "devin_exporter_fields_missing_total",
+            endpoint="v3_org_sessions",
+            field=field,
+        )
+        for field in ("sessions_created_count", "avg_acus_per_session")
+    }
+    assert {field: len(WINDOWS) for field in missing} == missing
+    assert 1 == value(series, "devin_up", endpoint="v3_org_sessions", org=org)
+    assert value(series, "devin_sessions_created", org=org, window="24h") is None
+    assert value(series, "devin_session_average_acus", org=org, window="24h") is None
+    direct = await ask_demo_v3(http, demo, org, 86400)
+    assert direct["sessions_created_by_origin"]["slack"] == value(
+        series, "devin_sessions_created_by_origin", org=org, window="24h", origin="slack"
+    )
 
 
 async def test_real_auth_failures_are_reported_by_reason(

@@ -273,9 +273,6 @@ FAILING = {
     "connection-reset": Failing("v3_org_sessions", [{"reset": True}], "connection", ATTEMPTS),
     "malformed-json": Failing("v3_org_sessions", [{"body": "malformed"}], "invalid_response", 1),
     "truncated-json": Failing("v3_org_sessions", [{"body": "truncated"}], "invalid_response", 1),
-    "missing-fields": Failing(
-        "v3_org_sessions", [{"body": "missing_fields"}], "invalid_response", 1
-    ),
     "401": Failing("v3_org_sessions", [{"status": 401}], "unauthorized", 1),
     "403": Failing("v3_org_sessions", [{"status": 403}], "forbidden", 1),
     "404": Failing("v3_org_sessions", [{"status": 404}], "not_found", 1),

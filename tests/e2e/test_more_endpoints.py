@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import Series, label_values, parse, value
 
@@ -72,24 +73,30 @@ async def test_consumption_sums_billing_days_and_costs_one_request_per_org(
     assert 1 == demo.api.plan.requests["v3_org_consumption_daily", org]
     assert 3 == demo.api.plan.requests["v3_org_active_user_buckets", org]
     assert 4 == demo.api.plan.requests["v3_org_prs", org]
-    start = day_start(FIXED_NOW - 7 * DAY)
+    today = day_start(FIXED_NOW)
     answer = await get(
         http,
         demo,
         f"/v3/organizations/{org}/consumption/daily",
-        time_after=int(start),
+        time_after=int(today - 7 * DAY),
         time_before=int(FIXED_NOW),
     )
-    # The billing days that start inside the window.
-    expected = sum(
-        day["acus"] for day in answer["consumption_by_date"] if day["date"] >= FIXED_NOW - 7 * DAY
-    )
-    exported = sum(
-        v
-        for (name, labels), v in series.items()
-        if name == "devin_acus_consumed"
-        and dict(labels) | {"product": ""} == {"org": org, "window": "7d", "product": ""}
-    )
+
+    def complete_days(n: int) -> float:
+        """The n complete billing days before the current one, as the demo answers them."""
+        days = answer["consumption_by_date"]
+        return float(sum(d["acus"] for d in days if today - n * DAY <= d["date"] < today))
+
+    def exported_sum(window: str) -> float:
+        return sum(
+            v
+            for (name, labels), v in series.items()
+            if name == "devin_acus_consumed"
+            and dict(labels) | {"product": ""} == {"org": org, "window": window, "product": ""}
+        )
+
+    expected, exported = complete_days(7), exported_sum("7d")
+    assert abs(complete_days(1) - exported_sum("24h")) < 1e-6
     assert abs(expected - exported) < 1e-6
     assert value(series, "devin_acus_consumed", org=org, window="1h", product="devin") is None
     assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
@@ -124,9 +131,18 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
             "base_url": demo.url,
             "enterprise_service_user_key": demo.account.enterprise_service_user_key,
             "retry_initial_backoff": "10ms",
+            "requests_per_second": 1000,
         },
         endpoints={
-            group: {"enabled": True} for group in ("prs", "searches", "active_users", "consumption")
+            group: {"enabled": True}
+            for group in (
+                "prs",
+                "searches",
+                "active_users",
+                "active_user_buckets",
+                "consumption",
+                "usage",
+            )
         },
     )
     async with main.http_client(settings) as client:
@@ -142,7 +158,10 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
         "v3_enterprise_prs",
         "v3_enterprise_searches",
         "v3_enterprise_active_users",
-        "v3_enterprise_consumption_daily",
+        "v3_enterprise_active_user_buckets",
+        "v3_enterprise_org_consumption_daily",
+        "v3_enterprise_org_usage",
+        "v3_enterprise_usage",
     } == {t.endpoint for t in runtime.poller.targets}
     direct = await get(
         http,
@@ -166,7 +185,27 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
     )
     active = await get(http, demo, f"/v3/organizations/{org}/metrics/active-users", **span)
     assert active["active_users"] == value(series, "devin_active_users", org=org, window="24h")
-    assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
+    usage = await get(http, demo, f"/v3/organizations/{org}/metrics/usage", **span)
+    assert usage["sessions_count"] == value(series, "devin_usage_sessions", org=org, window="24h")
+    # dau/wau/mau through the enterprise twin: the org's own last complete day.
+    days = await get(
+        http,
+        demo,
+        f"/v3/organizations/{org}/metrics/dau",
+        time_after=int(FIXED_NOW - 3 * DAY),
+        time_before=int(FIXED_NOW),
+    )
+    complete = [d for d in days if d["end_time"] < FIXED_NOW]
+    assert complete[-1]["active_users"] == value(
+        series, "devin_active_users_latest", org=org, period="day"
+    )
+    # Per-org consumption through its own enterprise route: the org's ACUs, not the
+    # enterprise total (which an `org_ids` the route ignores would have given every org).
+    own = await get(http, demo, f"/v3/organizations/{org}/consumption/daily")
+    total = await get(http, demo, "/v3/enterprise/consumption/daily")
+    exported = value(series, "devin_billing_cycle_acus_consumed", org=org)
+    assert exported == pytest.approx(own["total_acus"], abs=0.01)
+    assert exported != pytest.approx(total["total_acus"], abs=0.01)
 
 
 async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
