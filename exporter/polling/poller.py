@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
+from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
@@ -85,8 +86,8 @@ _AUTH_HINTS = {
 _GENERIC_HINTS = {
     "unauthorized": "the key is unknown or revoked: create a new one and update its _file",
     "forbidden": (
-        "the key lacks the permission this endpoint needs on {org} (see endpoints: in "
-        "config.example.yaml): grant it, or disable the endpoint group"
+        "the key lacks {permission} ({level}), which this endpoint needs for {org}: grant "
+        "it, or disable the endpoint group"
     ),
 }
 
@@ -356,7 +357,9 @@ class Poller:
                 org=target.org,
                 reason=reason,
                 hint=_AUTH_HINTS.get((target.endpoint, reason), _GENERIC_HINTS[reason]).format(
-                    org=target.org
+                    org=target.org or "the enterprise",
+                    permission=ENDPOINTS[target.endpoint].permission,
+                    level=ENDPOINTS[target.endpoint].scope,
                 ),
                 backoff="polls slow down, doubling up to 1h, until the key is accepted",
             )
