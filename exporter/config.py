@@ -94,6 +94,9 @@ class DevinSettings(_Section):
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_initial_backoff: Seconds = Field(default=1.0, gt=0)
     retry_max_backoff: Seconds = Field(default=30.0, gt=0)
+    # An answer larger than this, counted after decompression, fails its poll as
+    # `response_too_large`: a hostile or broken upstream cannot exhaust memory.
+    max_response_bytes: int = Field(default=16 * 2**20, ge=1024, le=2**30)
     service_user_key: SecretStr | None = None
     service_user_key_file: Path | None = None
     enterprise_key: SecretStr | None = None
@@ -208,6 +211,9 @@ class DiscoverySettings(_Section):
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     page_size: int = Field(default=100, ge=1, le=200)
+    # Past this many admitted organizations the rest are left out (and counted): a
+    # listing that grows without bound cannot grow memory, jobs or requests with it.
+    max_organizations: int = Field(default=1000, ge=1, le=100_000)
 
     @field_validator("include", "exclude")
     @classmethod
