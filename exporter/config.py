@@ -57,14 +57,44 @@ def _to_window(value: Any) -> Any:
 WindowField = Annotated[Window, BeforeValidator(_to_window)]
 
 
+# A key file longer than this is no key (and `/dev/zero` fails at once, not after memory).
+MAX_KEY_FILE_BYTES = 4096
+_BOM = b"\xef\xbb\xbf"
+
+
 def _read_secret_file(path: Path, key: str) -> SecretStr:
+    """A key from a file: one line of visible ASCII; whitespace around it is dropped.
+
+    No rule beyond these (length, alphabet, prefix), so that any key Devin may issue
+    works; the errors name the file and never the content.
+    """
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as file:
+            raw = file.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as err:
         raise ValueError(f"{key}: cannot read {path}: {err.strerror}") from None
+    if len(raw) > MAX_KEY_FILE_BYTES:
+        raise ValueError(f"{key}: {path} is longer than {MAX_KEY_FILE_BYTES} bytes: not a key")
+    if raw.startswith(_BOM):
+        raise ValueError(
+            f"{key}: {path} starts with a byte order mark (BOM): save it as plain ASCII"
+        )
+    text = raw.strip(b" \t\r\n")
     if not text:
         raise ValueError(f"{key}: {path} is empty")
-    return SecretStr(text)
+    if b"\n" in text or b"\r" in text:
+        raise ValueError(f"{key}: {path} holds more than one line; a key is one line")
+    if not _visible_ascii(text):
+        raise ValueError(
+            f"{key}: {path} may hold only visible ASCII characters (no spaces, tabs or "
+            "non-ASCII letters)"
+        )
+    return SecretStr(text.decode("ascii"))
+
+
+def _visible_ascii(text: bytes) -> bool:
+    """Whether every byte is visible ASCII: what an HTTP header value can carry as is."""
+    return all(0x21 <= byte <= 0x7E for byte in text)
 
 
 def _resolve_secret(value: SecretStr | None, file: Path | None, key: str) -> SecretStr | None:
@@ -74,7 +104,7 @@ def _resolve_secret(value: SecretStr | None, file: Path | None, key: str) -> Sec
         return _read_secret_file(file, f"{key}_file")
     if value is not None and not value.get_secret_value().strip():
         raise ValueError(f"{key} is empty")
-    if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+    if value is not None and not _visible_ascii(value.get_secret_value().encode("utf-8")):
         # It goes into an HTTP header: say so now, not with a traceback at the first poll.
         raise ValueError(f"{key} may hold only visible ASCII characters")
     return value
@@ -235,6 +265,7 @@ class DiscoverySettings(_Section):
 
 
 MAX_SEGMENTS = 20
+MAX_WINDOW_SECONDS = 400 * 86400.0
 
 
 class Segment(_Section):
@@ -338,6 +369,9 @@ class Settings(BaseSettings):
     @field_validator("windows")
     @classmethod
     def _distinct_windows(cls, windows: list[Window]) -> list[Window]:
+        too_long = [w.label for w in windows if w.seconds > MAX_WINDOW_SECONDS]
+        if too_long:
+            raise ValueError(f"{', '.join(too_long)}: a window may be at most 400d")
         labels = [w.label for w in windows]
         rolling = [w.seconds for w in windows if not w.calendar]  # 60m and 1h are one window
         if len(set(labels)) != len(labels) or len(set(rolling)) != len(rolling):

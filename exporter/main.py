@@ -32,7 +32,7 @@ from exporter.devin.ratelimit import KeyGates, key_digest
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
-from exporter.polling.discovery import list_organizations, merge
+from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import build_targets
 from exporter.polling.poller import Poller
 from exporter.web.listener import Listener, listen
@@ -101,6 +101,7 @@ class Runtime:
     client: DevinClient
     poller: Poller
     exposition: Exposition
+    instruments: Instruments  # the exporter's own counters, on `registry`
     scheduler: AsyncIOScheduler | None = None
     listener: Listener | None = None
     discovered: list[Organization] | None = None  # the latest successful listing
@@ -133,8 +134,19 @@ class Runtime:
             log.info(
                 "organizations_discovered",
                 total=len(after),
-                added=",".join(sorted(after - before)) or None,
-                removed=",".join(sorted(before - after)) or None,
+                added=_some(after - before),
+                removed=_some(before - after),
+            )
+        skipped = left_out(self.settings, found)
+        self.instruments.organizations_left_out(skipped)
+        if skipped:
+            log.warning(
+                "organizations_left_out",
+                listed=len(found),
+                polled=len(after),
+                left_out=skipped,
+                max_organizations=self.settings.discovery.max_organizations,
+                hint="raise discovery.max_organizations, or narrow discovery.include",
             )
         self._apply(self.effective)
 
@@ -220,7 +232,17 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         settings.stale_after_seconds,
         clock=clock,
     )
-    return Runtime(settings, registry, client, poller, exposition)
+    return Runtime(settings, registry, client, poller, exposition, instruments)
+
+
+def _some(ids: set[str], shown: int = 10) -> str | None:
+    """A few ids for a log line, and how many more: a listing of thousands stays one
+    short line."""
+    if not ids:
+        return None
+    first = sorted(ids)[:shown]
+    more = len(ids) - len(first)
+    return ",".join(first) + (f" (+{more} more)" if more else "")
 
 
 def schedule_discovery(scheduler: AsyncIOScheduler, runtime: Runtime) -> None:

@@ -491,3 +491,50 @@ def test_check_config_reads_the_file_named_by_the_env_variable(
 
     assert status == 2
     assert str(path) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xef\xbb\xbf" + SECRET.encode() + b"\n", "starts with a byte order mark (BOM)"),
+        (SECRET.encode() + b"\n" + SECRET.encode() + b"\n", "holds more than one line"),
+        (SECRET.encode() + "é".encode() + b"\n", "may hold only visible ASCII characters"),
+        (SECRET.encode()[:8] + b" " + SECRET.encode()[8:], "may hold only visible ASCII"),
+        (b"x" * 5000, "is longer than 4096 bytes: not a key"),
+    ],
+    ids=["bom", "two-lines", "non-ascii", "inner-space", "too-long"],
+)
+def test_a_key_file_that_cannot_be_a_header_value_is_refused_naming_the_file(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    key_file = tmp_path / "service.key"
+    key_file.write_bytes(content)
+    path = write(
+        tmp_path, f"devin:\n  service_user_key_file: {key_file}\norganizations: [{{id: org-a}}]\n"
+    )
+
+    message = config_error(path)
+
+    assert f"devin: service_user_key_file: {key_file} {reason}" in message
+    assert SECRET not in message
+
+
+def test_a_key_file_that_never_ends_fails_at_once(tmp_path: Path) -> None:
+    """`/dev/zero` is read for 4 KiB, not until memory runs out."""
+    path = write(
+        tmp_path, "devin:\n  service_user_key_file: /dev/zero\norganizations: [{id: org-a}]\n"
+    )
+
+    assert "/dev/zero is longer than 4096 bytes" in config_error(path)
+
+
+def test_a_window_longer_than_400_days_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "windows: [1h, 99999999999d]\ndevin: {enterprise_key: apk_user_x}\n")
+
+    assert "windows: 99999999999d: a window may be at most 400d" in config_error(path)
+
+
+def test_a_400_day_window_is_still_valid(tmp_path: Path) -> None:
+    settings = load(tmp_path, "windows: [1s, 400d]\ndevin: {enterprise_key: apk_user_x}\n")
+
+    assert ["1s", "400d"] == [w.label for w in settings.windows]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import suppress
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from exporter.devin.client import REASONS
 
@@ -52,6 +58,12 @@ class Instruments:
             ["endpoint", "field"],
             registry=registry,
         )
+        self.discovery_left_out = Gauge(
+            "devin_exporter_discovery_organizations_left_out",
+            "Organizations the latest discovery listing admitted but discovery."
+            "max_organizations left out (not polled).",
+            registry=registry,
+        )
         self.poll_duration = Histogram(
             "devin_exporter_poll_duration_seconds",
             "Wall time of one poll of a target (all its windows).",
@@ -92,6 +104,10 @@ class Instruments:
 
     def poll_failed(self, endpoint: str, org: str, reason: str) -> None:
         self.poll_errors.labels(endpoint, org, reason).inc()
+        self.version += 1
+
+    def organizations_left_out(self, count: int) -> None:
+        self.discovery_left_out.set(count)
         self.version += 1
 
     def field_missing(self, endpoint: str, field: str) -> None:

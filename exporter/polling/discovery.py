@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import structlog
 from pydantic import ValidationError
 
@@ -42,19 +44,37 @@ async def list_organizations(api: DevinAPI, settings: Settings) -> list[Organiza
 
 
 def merge(settings: Settings, discovered: list[Organization]) -> list[Organization]:
-    """The configured organizations, then every admitted discovered one not among them.
+    """The configured organizations, then every admitted discovered one not among them,
+    up to `discovery.max_organizations` in all (see `left_out`).
 
     A configured organization keeps its name and key even when discovery finds it.
     """
     configured = {o.id: o for o in settings.organizations}
-    admitted = [
-        o
-        for o in discovered
-        if o.id not in configured and settings.discovery.admits(o.id, o.name or "")
-    ]
     named = [
         c.model_copy(update={"name": c.name or d.name})
         for c in settings.organizations
         for d in [next((d for d in discovered if d.id == c.id), c)]
     ]
-    return [*named, *sorted(admitted, key=lambda o: o.id)]
+    room = max(0, settings.discovery.max_organizations - len(named))
+    return [*named, *_admitted(settings, discovered, configured)[:room]]
+
+
+def left_out(settings: Settings, discovered: list[Organization]) -> int:
+    """How many admitted discovered organizations `max_organizations` leaves out."""
+    configured = {o.id for o in settings.organizations}
+    admitted = len(_admitted(settings, discovered, configured))
+    room = max(0, settings.discovery.max_organizations - len(configured))
+    return max(0, admitted - room)
+
+
+def _admitted(
+    settings: Settings, discovered: list[Organization], configured: Container[str]
+) -> list[Organization]:
+    """The discovered organizations that include/exclude admit, by id: the cap keeps the
+    same ones from one listing to the next."""
+    admitted = {
+        o.id: o
+        for o in discovered
+        if o.id not in configured and settings.discovery.admits(o.id, o.name or "")
+    }
+    return [admitted[org_id] for org_id in sorted(admitted)]

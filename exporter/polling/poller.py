@@ -124,6 +124,7 @@ class Poller:
         self.auth_backoff: dict[Target, AuthBackoff] = {}
         self._polled: set[Target] = set()
         self._missing_logged: set[tuple[str, str]] = set()  # (endpoint, field) logged once
+        self._in_flight: set[Target] = set()
         self._ready = False
         self._scheduler: AsyncIOScheduler | None = None
         self.version = 0  # bumped whenever anything a scrape shows may have changed
@@ -180,9 +181,9 @@ class Poller:
         self._instruments.forget((t.endpoint, t.org) for t in removed)
         self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
         if self._scheduler is not None:
-            for target in removed:
-                self._scheduler.remove_job(target.job_id)
-            poll_now = {t for t in targets if t in old_targets} if new_windows else set()
+            poll_now = {t for t in targets if t not in old_targets}
+            if new_windows:
+                poll_now |= {t for t in targets if t in old_targets}
             self._schedule_jobs(poll_now)
         self._changed()
 
@@ -221,7 +222,7 @@ class Poller:
         backoff = self.auth_backoff.get(target)
         if self._scheduler is None:
             return None
-        job = self._scheduler.get_job(target.job_id)
+        job = self._scheduler.get_job(_job_id(target.interval_seconds))
         if job is None or job.next_run_time is None:
             return None
         next_run: datetime = job.next_run_time
@@ -233,10 +234,28 @@ class Poller:
         """One cycle of every target, concurrently (the client caps requests in flight)."""
         await asyncio.gather(*(self.poll_target(t) for t in self.targets))
 
+    async def poll_targets(self, targets: list[Target]) -> None:
+        """Poll these targets concurrently; one still being polled is left to finish."""
+        current = set(self.targets)
+        await asyncio.gather(
+            *(self.poll_target(t) for t in targets if t in current and t not in self._in_flight)
+        )
+
+    async def _poll_interval(self, interval: float) -> None:
+        """The scheduled poll of every target polled every `interval` seconds."""
+        await self.poll_targets([t for t in self.targets if t.interval_seconds == interval])
+
     async def poll_target(self, target: Target) -> None:
         """Fetch every window of one target and record each outcome."""
-        if self._closing:
+        if self._closing or target in self._in_flight:
             return
+        self._in_flight.add(target)
+        try:
+            await self._poll_target(target)
+        finally:
+            self._in_flight.discard(target)
+
+    async def _poll_target(self, target: Target) -> None:
         now = self._clock()
         backoff = self.auth_backoff.get(target)
         if backoff is not None and now < backoff.retry_at:
@@ -365,37 +384,43 @@ class Poller:
             )
 
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
-        """One job per target: now, then every interval with jitter, never overlapping."""
+        """One job per poll interval, whatever the number of targets: each run polls every
+        target of that interval, and a target still being polled is skipped, never run
+        twice. Every target is polled once at start."""
         self._scheduler = scheduler
-        self._schedule_jobs(set())
+        self._schedule_jobs(set(self.targets))
 
     def _schedule_jobs(self, poll_now: set[Target]) -> None:
+        """Keep one job per interval in use; poll `poll_now` (new targets) at once."""
         scheduler = self._scheduler
         if scheduler is None:
             return
-        for target in self.targets:
-            interval = target.interval_seconds
-            trigger = IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 30.0))
-            job = scheduler.get_job(target.job_id)
-            if job is not None:
-                # A reload: keep the job's timing unless the interval changed; refresh its key.
-                job.modify(args=[target])
-                if job.trigger.interval.total_seconds() != interval:
-                    job.reschedule(trigger)
-                if target in poll_now:
-                    job.modify(next_run_time=datetime.now(UTC))
-                continue
-            scheduler.add_job(
-                self.poll_target,
-                trigger,
-                args=[target],
-                id=target.job_id,
-                name=target.job_id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=datetime.now(UTC),
-            )
+        intervals = {t.interval_seconds for t in self.targets}
+        for job in scheduler.get_jobs():
+            if job.id.startswith(_JOB_PREFIX) and job.kwargs["interval"] not in intervals:
+                job.remove()
+        for interval in sorted(intervals):
+            if scheduler.get_job(_job_id(interval)) is None:
+                scheduler.add_job(
+                    self._poll_interval,
+                    IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 30.0)),
+                    kwargs={"interval": interval},
+                    id=_job_id(interval),
+                    name=_job_id(interval),
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=None,
+                )
+        if poll_now:
+            # Once, as soon as possible: new targets need not wait a whole interval.
+            scheduler.add_job(self.poll_targets, args=[sorted(poll_now)], misfire_grace_time=None)
+
+
+_JOB_PREFIX = "poll-every-"
+
+
+def _job_id(interval: float) -> str:
+    return f"{_JOB_PREFIX}{interval:g}s"
 
 
 def stale_after_for(target: Target, stale_after: float) -> float:

@@ -106,3 +106,31 @@ async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
 
 def _target(runtime: main.Runtime, org: str) -> Any:
     return next(t for t in runtime.poller.targets if t.org == org)
+
+
+async def test_discovery_past_max_organizations_polls_the_first_and_counts_the_rest(
+    http: httpx.AsyncClient,
+) -> None:
+    """A listing that grows without bound cannot grow targets with it: the first
+    `max_organizations` by id are polled, the rest counted in a gauge."""
+    async with demo_api() as demo, exporter(demo, max_organizations=3) as runtime:
+        series = parse((await http.get(f"{runtime.url}/metrics")).text)
+        ids = sorted(o.id for o in demo.account.orgs)
+
+        assert set(ids[:3]) == await orgs_served(http, runtime)
+        assert {("devin_exporter_discovery_organizations_left_out", frozenset()): ORGS - 3} == {
+            key: v for key, v in series.items() if key[0].endswith("_left_out")
+        }
+        assert 3 == len({t.org for t in runtime.poller.targets if t.org})
+
+
+async def test_one_scheduler_job_per_poll_interval_whatever_the_organizations(
+    http: httpx.AsyncClient,
+) -> None:
+    async with demo_api() as demo, exporter(demo) as runtime:
+        assert runtime.scheduler is not None
+        polls = [j.id for j in runtime.scheduler.get_jobs() if j.id.startswith("poll-every-")]
+        intervals = {t.interval_seconds for t in runtime.poller.targets}
+
+        assert len(intervals) == len(polls)
+        assert len(runtime.poller.targets) > len(polls)
