@@ -469,6 +469,13 @@ class Settings(BaseSettings):
             and self.devin.enterprise_service_user_key is not None
         )
 
+    def api_keys(self) -> list[SecretStr]:
+        """Every configured key, for redaction."""
+        devin = self.devin
+        found = [devin.service_user_key, devin.enterprise_key, devin.enterprise_service_user_key]
+        found += [o.service_user_key for o in self.organizations]
+        return [key for key in found if key is not None]
+
     def with_organizations(self, organizations: list[Organization]) -> Settings:
         """These settings with another list of organizations (after discovery)."""
         return self.model_copy(update={"organizations": organizations})

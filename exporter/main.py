@@ -54,10 +54,7 @@ _KEY_PREFIXES = {
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The one HTTP client to Devin; the caller closes it."""
-    devin = settings.devin
-    configured = [devin.service_user_key, devin.enterprise_key, devin.enterprise_service_user_key]
-    configured += [o.service_user_key for o in settings.organizations]
-    keys = {key_digest(k) for k in configured if k is not None}
+    keys = {key_digest(k) for k in settings.api_keys()}
     return httpx.AsyncClient(
         base_url=settings.devin.base_url,
         timeout=settings.devin.timeout,

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from exporter.config import Organization, Settings
 from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.redact import Redactor
 from exporter.devin.table import ENDPOINTS
 
 log = structlog.get_logger("exporter.polling.discovery")
@@ -33,10 +34,16 @@ async def list_organizations(api: DevinAPI, settings: Settings) -> list[Organiza
         )
     else:  # excluded by the settings' validation
         raise DevinAPIError("client_error", detail="no key may list organizations")
+    # Ids and names become label values and log fields: none may carry part of a key.
+    redactor = Redactor(k.get_secret_value() for k in settings.api_keys())
     organizations = []
     for summary in found:
+        if redactor.leaks(summary.org_id):
+            log.warning("organization_skipped", reason="id_holds_part_of_a_key")
+            continue
         try:
-            organizations.append(Organization(id=summary.org_id, name=summary.name or None))
+            name = redactor(summary.name) or None
+            organizations.append(Organization(id=summary.org_id, name=name))
         except ValidationError:
             # One odd id must not stop the others from being polled.
             log.warning("organization_skipped", reason="invalid_id", id=summary.org_id[:64])
