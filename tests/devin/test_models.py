@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from exporter.devin.models import (
     KNOWN_ORIGINS,
@@ -17,6 +17,7 @@ from exporter.devin.models import (
     EnterpriseSessions,
     PrMetrics,
     SessionMetrics,
+    SessionsByCategory,
     UsageMetrics,
     V2PrMetrics,
     validation_detail,
@@ -393,3 +394,29 @@ def test_validation_detail_takes_a_string_detail_as_it_is() -> None:
 @pytest.mark.parametrize("body", [None, [], {}, {"detail": []}, {"detail": [3]}, "text"])
 def test_validation_detail_is_empty_for_other_bodies(body: Any) -> None:
     assert validation_detail(body) == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (SessionMetrics, {"avg_acus_per_session": 1e308}),
+        (SessionMetrics, {"sessions_created_count": 2**53 + 1}),
+        (DailyConsumption, {"total_acus": 1e16, "consumption_by_date": []}),
+        (
+            DailyConsumption,
+            {"total_acus": 1.0, "consumption_by_date": [{"date": 0, "acus": 1e300}]},
+        ),
+        (
+            SessionsByCategory,
+            {"categories": [{"category": "c", "sessions_count": 1, "acus": 1e20}]},
+        ),
+    ],
+    ids=["average", "count", "total-acus", "day-acus", "category-acus"],
+)
+def test_every_number_from_upstream_is_bounded_like_the_counts(
+    model: type[BaseModel], body: dict[str, Any]
+) -> None:
+    """A value no real answer holds (1e308 ACUs) fails the answer, as a count past 2**53
+    does, rather than becoming a sample."""
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
