@@ -213,6 +213,7 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         retry=_retry_policy(settings),
         on_response=instruments.response,
         on_retry=instruments.retry,
+        max_response_bytes=devin.max_response_bytes,
     )
     poller = Poller(
         client,

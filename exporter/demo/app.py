@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import secrets
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -361,6 +363,58 @@ def _faulty_body(body: Any, kind: str) -> bytes:
         )
         return json.dumps(changed).encode()
     return text
+
+
+# The gzip bomb: this many blocks of a MiB of zeros, 1 GiB and 1 MiB in all, past the
+# largest cap the exporter allows (`devin.max_response_bytes`, 1 GiB at most).
+_BOMB_BLOCKS: Final = 1025
+_BOMB_BLOCK_BYTES: Final = 2**20
+# The endless body: an array that never closes, sent about 60 kB at a time.
+_ENDLESS_HEAD: Final = b'{"sessions_created_count": 1, "filler": ['
+_ENDLESS_CHUNK: Final = b"0, " * 20_000
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """A well-formed gzip body of about 1 MB that inflates to 1 GiB and 1 MiB of zeros.
+
+    Built once, and cheaply: compressing a GiB would take seconds, so one block of zeros
+    is compressed after a full flush (which makes it refer to nothing before it) and then
+    repeated; only the trailer's CRC-32 runs over every byte.
+    """
+    zeros = bytes(_BOMB_BLOCK_BYTES)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(_BOMB_BLOCKS):
+        crc = zlib.crc32(zeros, crc)
+    size = _BOMB_BLOCKS * _BOMB_BLOCK_BYTES
+    last = b"\x03\x00"  # an empty final block (fixed Huffman codes)
+    trailer = crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little")
+    return head + block * (_BOMB_BLOCKS - 1) + last + trailer
+
+
+async def _endless_body(request: web.Request) -> web.StreamResponse:
+    """A 200 of JSON that never ends: written until the client hangs up (or a limit).
+
+    Writes wait while the client does not read (aiohttp's flow control), and stop as
+    soon as the connection closes, so a client that gives up costs the server nothing.
+    """
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    deadline = time.monotonic() + _STALL_SECONDS
+    try:
+        await response.write(_ENDLESS_HEAD)
+        while time.monotonic() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            await response.write(_ENDLESS_CHUNK)
+            await asyncio.sleep(0)  # let the loop notice a hang-up between writes
+    except ConnectionError:
+        pass  # the client hung up mid-write
+    return response
 
 
 def _changed(body: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -887,6 +941,15 @@ class DemoAPI:
         if fault.status is not None and fault.status != 200:
             return web.json_response(
                 {"detail": f"injected fault {fault.status}"}, status=fault.status, headers=headers
+            )
+        if fault.body == "endless_body":
+            return await _endless_body(request)
+        if fault.body == "gzip_bomb":
+            bomb = await asyncio.to_thread(_gzip_bomb)  # the first one takes a moment
+            return web.Response(
+                body=bomb,
+                content_type="application/json",
+                headers={**headers, "Content-Encoding": "gzip"},
             )
         payload = _faulty_body(body, fault.body)
         if fault.stall:

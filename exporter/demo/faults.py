@@ -9,7 +9,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Body = Literal["ok", "malformed", "truncated", "missing_fields", "extra_fields", "new_keys"]
+Body = Literal[
+    "ok",
+    "malformed",
+    "truncated",
+    "missing_fields",
+    "extra_fields",
+    "new_keys",
+    "gzip_bomb",  # about 1 MB of gzip that inflates to more than 1 GiB
+    "endless_body",  # a 200 whose JSON never ends, streamed until the client hangs up
+]
 
 
 class Fault(BaseModel):

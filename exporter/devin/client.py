@@ -4,13 +4,15 @@ the endpoint table, and the two paginators."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -26,6 +28,7 @@ from tenacity.stop import stop_base
 
 from exporter.devin.models import CursorPage, OffsetPage, validation_detail
 from exporter.devin.ratelimit import KeyGates
+from exporter.devin.redact import Redactor, redact
 from exporter.devin.table import Call, Endpoint
 
 # A list endpoint followed past this many pages is broken (or hostile), not big.
@@ -42,6 +45,7 @@ REASONS: Final = (
     "client_error",
     "server_error",
     "invalid_response",
+    "response_too_large",
 )
 
 _STATUS_REASONS: Final = {
@@ -53,6 +57,22 @@ _STATUS_REASONS: Final = {
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 # Cooldown of a key after a 429 that does not say how long to wait.
 _DEFAULT_COOLDOWN_SECONDS: Final = 1.0
+# The default cap on an answer, counted after decompression (`devin.max_response_bytes`).
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 2**20
+# An error answer is read this far, for its detail; the rest is never read.
+_ERROR_BODY_BYTES: Final = 64 * 2**10
+# The content codings the client decodes itself (httpx would inflate each network chunk
+# whole, so one chunk of a gzip bomb could become hundreds of MB before any cap could
+# look at it): zlib's `wbits` for each.
+_ZLIB_WBITS: Final = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+_ACCEPT_ENCODING: Final = "gzip, deflate"
+# A compressed body is inflated at most this much input and output at a time, so that
+# decoding holds only the answer so far and one small step besides.
+_INFLATE_STEP_BYTES: Final = 16 * 2**10
 
 ResponseHook = Callable[[str, int], None]
 """Told `(endpoint, status_code)` for every HTTP response received."""
@@ -158,7 +178,9 @@ class _Request(Generic[_Model]):
 class DevinClient:
     """The real `DevinAPI`: bearer auth, per-key rate limits, retries, typed answers.
 
-    The caller owns `http` (its base URL, timeouts and lifetime).
+    The caller owns `http` (its base URL, timeouts and lifetime). An answer larger than
+    `max_response_bytes`, counted after decompression, is `response_too_large`: it is
+    read no further than that, so a hostile or broken upstream cannot exhaust memory.
     """
 
     def __init__(
@@ -170,13 +192,17 @@ class DevinClient:
         on_response: ResponseHook | None = None,
         on_retry: RetryHook | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
         self._http = http
         self._gates = gates or KeyGates(requests_per_second=10, max_concurrency=8)
         self.retry_policy = retry or RetryPolicy()
         self._on_response = on_response
         self._on_retry = on_retry
         self._clock = clock
+        self._max_response_bytes = max_response_bytes
 
     def retain_keys(self, keys: list[SecretStr]) -> None:
         """Forget the rate-limit state of keys no longer in use."""
@@ -298,38 +324,174 @@ class DevinClient:
 
     async def _attempt(self, request: _Request[_Model]) -> _Model:
         secret = request.key.get_secret_value()
-        headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {secret}",
+            "Accept": "application/json",
+            # Only what `_read_body` can decode within the cap (not br or zstd, which
+            # httpx would offer when their packages happen to be installed).
+            "Accept-Encoding": _ACCEPT_ENCODING,
+        }
         gate = self._gates.for_key(request.key)
         async with gate.slot():
             try:
-                response = await self._http.get(
-                    request.path, params=request.params, headers=headers
-                )
+                async with self._http.stream(
+                    "GET", request.path, params=request.params, headers=headers
+                ) as response:
+                    status = response.status_code
+                    retry_after_header = response.headers.get("Retry-After")
+                    limit = self._max_response_bytes if status == 200 else _ERROR_BODY_BYTES
+                    body = await _read_body(response, limit)
+                # Leaving the block closes the response: past the cap, the rest of the
+                # answer is never read (and its connection is not reused).
             except httpx.TimeoutException:
                 raise DevinAPIError("timeout") from None
-            except (httpx.TransportError, httpx.DecodingError) as err:
+            except httpx.TransportError as err:
                 raise DevinAPIError("connection", detail=type(err).__name__) from None
         if self._on_response is not None:
-            self._on_response(request.endpoint, response.status_code)
-        if response.status_code != 200:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            if response.status_code == 429:
+            self._on_response(request.endpoint, status)
+        if status != 200:
+            retry_after = parse_retry_after(retry_after_header, self._clock())
+            if status == 429:
                 cooldown = retry_after if retry_after is not None else _DEFAULT_COOLDOWN_SECONDS
                 gate.cool_down(min(cooldown, self.retry_policy.budget_seconds))
             raise DevinAPIError(
-                reason_for_status(response.status_code),
-                status=response.status_code,
-                detail=_redact(_error_detail(response), secret),
+                reason_for_status(status),
+                status=status,
+                detail=_redact(_error_detail(body.content), secret),
                 retry_after=retry_after,
             )
+        if body.unreadable:
+            raise _invalid(_redact(body.unreadable, secret))
+        if body.cut:
+            # The error's traceback holds this frame: let the buffer go before raising.
+            body.content.clear()
+            raise DevinAPIError(
+                "response_too_large",
+                status=status,
+                detail=f"more than {self._max_response_bytes} bytes{body.decoded}",
+            )
         try:
-            return request.model.model_validate_json(response.content)
+            # A fragment of the key echoed in an answer must not become a label value.
+            return request.model.model_validate_json(Redactor([secret]).scrub(body.content))
         except ValidationError as err:
             first = err.errors(include_input=False, include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise DevinAPIError(
-                "invalid_response", status=200, detail=_redact(f"{where}: {first['msg']}", secret)
-            ) from None
+            problem = f"{where}: {first['msg']}"
+        # Raised out here, so that the error keeps neither the ValidationError (which holds
+        # the input) nor, through its traceback, the buffer.
+        body.content.clear()
+        raise _invalid(_redact(problem, secret))
+
+
+@dataclass
+class _Body:
+    """What was read of an answer: at most the limit of it, decoded."""
+
+    content: bytearray = field(default_factory=bytearray)
+    cut: bool = False  # the answer went on past the limit; the rest was left unread
+    unreadable: str = ""  # why its content coding could not be decoded, if it could not
+    coding: str = "identity"
+
+    @property
+    def decoded(self) -> str:
+        """How the size was counted, for an error's detail."""
+        return "" if self.coding == "identity" else f" after {self.coding} decoding"
+
+
+async def _read_body(response: httpx.Response, limit: int) -> _Body:
+    """At most `limit` bytes of a streamed answer, decoded; reading stops at the limit.
+
+    A gzip or deflate body is inflated here, a bounded step at a time, so no answer,
+    however large or however well compressed, takes much more memory than the limit.
+    A server may compress without being asked: that is decoded within the same limit.
+    """
+    body = _Body()
+    if response.is_stream_consumed:
+        # A transport that hands over a response it has read already (httpx.MockTransport
+        # does) has decoded it too: only the limit is left to apply.
+        body.content += response.content[:limit]
+        body.cut = len(response.content) > limit
+        return body
+    header = response.headers.get("Content-Encoding", "")
+    codings = [c for c in (c.strip().lower() for c in header.split(",")) if c and c != "identity"]
+    if len(codings) > 1 or (codings and codings[0] not in _ZLIB_WBITS):
+        # Stacked codings are legal HTTP, but not something Devin sends. The header goes
+        # into the detail whole and as sent: the caller redacts the key, then cuts.
+        body.unreadable = f"Content-Encoding not supported: {header}"
+        return body
+    inflater = _Inflater(codings[0]) if codings else None
+    if inflater is not None:
+        body.coding = inflater.coding
+    # httpx types it an AsyncIterator; it is a generator, closed here as soon as we stop.
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with contextlib.aclosing(raw) as chunks:
+        async for chunk in chunks:
+            if inflater is None:
+                room = limit - len(body.content)
+                body.content += chunk[:room]
+                if len(chunk) > room:
+                    body.cut = True
+                    return body
+                continue
+            try:
+                body.cut = inflater.inflate(chunk, body.content, limit)
+            except zlib.error as err:
+                body.unreadable = f"{inflater.coding}: {err}"
+                return body
+            if body.cut or inflater.eof:
+                return body  # anything after the end of the compressed stream is ignored
+    if inflater is not None and not inflater.eof:
+        body.unreadable = f"{inflater.coding}: the compressed stream ends early"
+    return body
+
+
+class _Inflater:
+    """One gzip or deflate stream, inflated a bounded step at a time."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib = zlib.decompressobj(_ZLIB_WBITS[coding])
+        # "deflate" is meant to be zlib-wrapped, but some servers send it raw.
+        self._may_be_raw = coding == "deflate"
+
+    @property
+    def eof(self) -> bool:
+        return self._zlib.eof
+
+    def inflate(self, data: bytes, into: bytearray, limit: int) -> bool:
+        """Append `data`, inflated, to `into`; True (and no more) once it would pass `limit`.
+
+        Input goes in small slices and output comes out in small steps (zlib's
+        `max_length`), so that neither a big network chunk nor a bomb makes a big buffer.
+        """
+        view = memoryview(data)
+        for start in range(0, len(view), _INFLATE_STEP_BYTES):
+            pending: bytes | memoryview = view[start : start + _INFLATE_STEP_BYTES]
+            while True:
+                room = limit - len(into)
+                step = min(room + 1, _INFLATE_STEP_BYTES)
+                out = self._decompress(pending, step)
+                if len(out) > room:
+                    into += memoryview(out)[:room]
+                    return True
+                into += out
+                if self._zlib.eof:
+                    return False
+                pending = self._zlib.unconsumed_tail
+                if not pending and len(out) < step:
+                    break  # this slice is used up, and zlib holds no more output
+        return False
+
+    def _decompress(self, data: bytes | memoryview, max_length: int) -> bytes:
+        try:
+            return self._zlib.decompress(data, max_length)
+        except zlib.error:
+            if not self._may_be_raw:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._zlib.decompress(data, max_length)
+        finally:
+            self._may_be_raw = False
 
 
 def _invalid(detail: str) -> DevinAPIError:
@@ -341,16 +503,14 @@ def _error_of(state: RetryCallState) -> DevinAPIError | None:
     return error if isinstance(error, DevinAPIError) else None
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(content: bytes | bytearray) -> str:
     try:
-        return validation_detail(json.loads(response.content))
+        return validation_detail(json.loads(content))
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return ""
 
 
 def _redact(text: str, secret: str) -> str:
-    """Text from the API, without the key (a hostile API may echo it), cut to 200 characters.
-
-    The key goes before the cut, so that no fragment of it can survive.
-    """
-    return (text.replace(secret, "<redacted>") if secret else text)[:200]
+    """Text from the API, without any fragment of the key (a hostile API may echo it), cut
+    to 200 characters. The fragments go before the cut, so that none can survive it."""
+    return redact(text, [secret])[:200]

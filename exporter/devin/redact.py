@@ -51,6 +51,13 @@ class Redactor:
         """Whether `text` holds a fragment of a secret (a fast check: C-level searches)."""
         return any(gram in text for gram in self._grams)
 
+    def scrub(self, data: bytes | bytearray) -> bytes | bytearray:
+        """A body with every fragment redacted; the body itself when it holds none."""
+        if not any(gram.encode() in data for gram in self._grams):
+            return data
+        text = bytes(data).decode("utf-8", errors="surrogateescape")
+        return self(text).encode("utf-8", errors="surrogateescape")
+
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` without any fragment of `secrets`."""

@@ -363,3 +363,25 @@ async def test_str_of_an_error_never_contains_the_key(
     assert error.status == status
     assert KEY not in str(error)
     assert KEY not in repr(error)
+
+
+async def test_a_fragment_of_the_key_in_an_error_detail_is_redacted(
+    make_client: Callable[..., DevinClient],
+) -> None:
+    error = await failure(make_client(answer(401, {"detail": f"unknown key ...{KEY[10:22]}"})))
+
+    assert "unknown key ...<redacted>" == error.detail
+
+
+async def test_a_fragment_of_the_key_echoed_as_an_origin_never_becomes_a_label_value(
+    make_client: Callable[..., DevinClient],
+) -> None:
+    """The answer stays usable; the origin that quotes the key is named `<redacted>`."""
+    body = {**SESSION_BODY, "sessions_created_by_origin": {f"x{KEY[4:16]}": 3, "slack": 2}}
+
+    metrics = await org_sessions(make_client(answer(200, body)))
+
+    assert metrics.sessions_created_by_origin is not None
+    assert {"x<redacted>": 3, "slack": 2} == {
+        k: v for k, v in metrics.sessions_created_by_origin.items() if v
+    }
