@@ -4,16 +4,21 @@ The file format is the one of prometheus/exporter-toolkit (what every Go exporte
 accepts); docs/web-config.md says what is supported here and what is ignored.
 
 The file and the certificate files it names are watched: a change is picked up by
-the next request or TLS handshake. A change that does not load keeps the previous
-configuration in force and is logged as `web_config_reload_failed`.
+the next request or TLS handshake. A change that does not load, an empty file, or
+one that would turn basic auth off keeps the previous configuration in force and is
+logged as `web_config_reload_failed`.
+
+Basic auth holds under a flood of wrong passwords: see BasicAuthChecker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import secrets
@@ -22,6 +27,8 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,6 +124,7 @@ _UNSUPPORTED_TLS_KEYS: Mapping[str, str] = {
 _BCRYPT_HASH = re.compile(r"\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _BCRYPT_LIKE = re.compile(r"\$2[abxy]?\$[0-9]*\$?[./A-Za-z0-9]*")
 _DECOY_PASSWORD = b"decoy password for unknown users"
+_BCRYPT_MAX_PASSWORD_BYTES = 72  # bcrypt refuses longer passwords
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -255,12 +263,17 @@ class WebConfig(_Section):
         return value
 
 
-def load_web_config(path: Path) -> WebConfig:
+def load_web_config(path: Path, *, allow_empty: bool = True) -> WebConfig:
     """Read and validate a web config file; relative paths in it are relative to its directory.
 
-    Raises WebConfigError, whose message never contains a password or a hash.
+    An empty file (or only comments) means no TLS and no auth, as in exporter-toolkit,
+    unless `allow_empty` is false: a reload refuses it, as a file being rewritten in
+    place reads empty for a moment. Raises WebConfigError, whose message never
+    contains a password or a hash.
     """
     data = _parse_yaml(path, _read_text(path))
+    if data is None and not allow_empty:
+        raise WebConfigError(path, "", "the file is empty")
     return _validate(path, data)
 
 
@@ -292,6 +305,216 @@ def _validate(path: Path, data: object) -> WebConfig:
     raise WebConfigError(path, key, reason)
 
 
+class Verdict(enum.Enum):
+    """What basic auth answers a request; each maps to one HTTP status."""
+
+    ALLOW = 200
+    DENY = 401
+    THROTTLED = 429  # this client's budget of failed checks is spent
+    BUSY = 503  # every bcrypt worker and queue place is taken
+
+
+@dataclass(frozen=True)
+class BasicAuthLimits:
+    """How much bcrypt work credentials not seen before may cause, and what is remembered.
+
+    A verified correct credential is remembered apart from failures, so no number of
+    wrong passwords can evict it; a remembered credential costs no bcrypt check.
+    """
+
+    bcrypt_workers: int = 2  # bcrypt checks running at once, each in a thread
+    bcrypt_queue: int = 32  # checks waiting for a worker; beyond, BUSY without a check
+    successes_per_user: int = 4  # verified credentials remembered, per configured user
+    failure_cache_size: int = 1024  # recent wrong credentials remembered
+    client_failure_burst: int | None = 10  # failed checks a client may cause at once; None: off
+    client_failure_refill_seconds: float = 6.0  # one more failed check allowed per this
+    tracked_clients: int = 1024  # clients whose failure budget is remembered
+    refusal_log_interval_seconds: float = 60.0  # at most one basic_auth_refused line per this
+
+    def __post_init__(self) -> None:
+        if self.bcrypt_workers < 1 or self.client_failure_refill_seconds <= 0:
+            raise ValueError("bcrypt_workers must be >= 1 and the refill time positive")
+
+
+DEFAULT_AUTH_LIMITS = BasicAuthLimits()
+
+
+class _FailureBudget:
+    """A token bucket per client address of the bcrypt checks it may cause to fail.
+
+    A check takes a token before it starts and a correct credential gives it back,
+    so a scraper with the right password never runs out. At most `tracked_clients`
+    buckets are kept (least recently used dropped), so memory stays bounded when
+    many addresses take part; a dropped client starts again with a full bucket.
+    """
+
+    def __init__(
+        self, burst: int, refill_seconds: float, max_clients: int, clock: Callable[[], float]
+    ) -> None:
+        self._burst = burst
+        self._refill_seconds = refill_seconds
+        self._max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, client: str) -> bool:
+        now = self._clock()
+        tokens, then = self._buckets.get(client, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - then) / self._refill_seconds)
+        taken = tokens >= 1
+        self._buckets[client] = (tokens - 1 if taken else tokens, now)
+        self._buckets.move_to_end(client)
+        if len(self._buckets) > self._max_clients:
+            self._buckets.popitem(last=False)
+        return taken
+
+    def give_back(self, client: str) -> None:
+        if client in self._buckets:
+            tokens, then = self._buckets[client]
+            self._buckets[client] = (min(float(self._burst), tokens + 1), then)
+
+
+class BasicAuthChecker:
+    """Checks basic-auth credentials so that a flood of wrong ones cannot slow right ones.
+
+    In order: a remembered correct credential is allowed, a remembered wrong one
+    denied, both without bcrypt; a credential already being checked waits for that
+    check; otherwise, if a bcrypt queue place and the client's failure budget allow,
+    bcrypt runs in one of `bcrypt_workers` threads. Remembered credentials are
+    HMAC-SHA256 digests of (user, password, hash) under a random per-process key:
+    no password is kept, and nothing kept can be cracked offline.
+    """
+
+    def __init__(
+        self,
+        limits: BasicAuthLimits = DEFAULT_AUTH_LIMITS,
+        *,
+        checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits = limits
+        self._checkpw = checkpw
+        self._clock = clock
+        self._digest_key = secrets.token_bytes(32)
+        self._successes: OrderedDict[bytes, None] = OrderedDict()
+        self._failures: OrderedDict[bytes, None] = OrderedDict()
+        self._checking: dict[bytes, asyncio.Task[bool]] = {}
+        self._workers = asyncio.Semaphore(limits.bcrypt_workers)
+        self._budget = (
+            _FailureBudget(
+                limits.client_failure_burst,
+                limits.client_failure_refill_seconds,
+                limits.tracked_clients,
+                clock,
+            )
+            if limits.client_failure_burst is not None
+            else None
+        )
+        self._decoy_hashes: dict[int, bytes] = {}
+        self._refused: dict[Verdict, int] = {Verdict.THROTTLED: 0, Verdict.BUSY: 0}
+        self._next_refusal_log = float("-inf")
+
+    @property
+    def limits(self) -> BasicAuthLimits:
+        return self._limits
+
+    async def check(
+        self, user: bytes, password: bytes, users: Mapping[str, SecretStr], client: str
+    ) -> Verdict:
+        """The verdict for `user:password` from `client` (an address) against `users`.
+
+        Unknown users are checked against a decoy hash of the highest configured
+        cost, so their answer takes as long as a wrong password's.
+        """
+        hashed = _constant_time_lookup(users, user)
+        key = self._digest(user, password, hashed)
+        if key in self._successes:
+            self._successes.move_to_end(key)
+            return Verdict.ALLOW
+        if key in self._failures:
+            self._failures.move_to_end(key)
+            return Verdict.DENY
+        if len(password) > _BCRYPT_MAX_PASSWORD_BYTES:
+            return Verdict.DENY  # bcrypt never matches these: no check needed
+        checking = self._checking.get(key)
+        charged = False
+        if checking is None:
+            if len(self._checking) >= self._limits.bcrypt_workers + self._limits.bcrypt_queue:
+                return self._refuse(Verdict.BUSY, client)
+            if self._budget is not None:
+                if not self._budget.take(client):
+                    return self._refuse(Verdict.THROTTLED, client)
+                charged = True
+            checking = asyncio.create_task(self._bcrypt_check(key, password, hashed, users))
+            self._checking[key] = checking
+            checking.add_done_callback(lambda _: self._checking.pop(key, None))
+        # Shielded: a client that hangs up does not cancel a check others may wait on.
+        matches = await asyncio.shield(checking)
+        if charged and matches and self._budget is not None:
+            self._budget.give_back(client)
+        return Verdict.ALLOW if matches else Verdict.DENY
+
+    async def _bcrypt_check(
+        self, key: bytes, password: bytes, hashed: bytes | None, users: Mapping[str, SecretStr]
+    ) -> bool:
+        async with self._workers:
+            candidate = hashed if hashed is not None else await self._decoy_hash(users)
+            matches = await asyncio.to_thread(self._verify, password, candidate)
+        matches = matches and hashed is not None
+        if matches:
+            _remember(self._successes, key, max(1, len(users)) * self._limits.successes_per_user)
+        else:
+            _remember(self._failures, key, self._limits.failure_cache_size)
+        return matches
+
+    def _verify(self, password: bytes, hashed: bytes) -> bool:
+        try:
+            return self._checkpw(password, hashed)
+        except ValueError:  # bcrypt refuses passwords over 72 bytes
+            return False
+
+    async def _decoy_hash(self, users: Mapping[str, SecretStr]) -> bytes:
+        """A hash of the highest configured cost; made in a worker slot, as it costs a check."""
+        cost = max(int(hashed.get_secret_value()[4:6]) for hashed in users.values())
+        if cost not in self._decoy_hashes:
+            salt = bcrypt.gensalt(cost)
+            self._decoy_hashes[cost] = await asyncio.to_thread(bcrypt.hashpw, _DECOY_PASSWORD, salt)
+        return self._decoy_hashes[cost]
+
+    def _digest(self, user: bytes, password: bytes, hashed: bytes | None) -> bytes:
+        """HMAC-SHA256 of the length-prefixed parts; the hash ties it to one config."""
+        digest = hmac.new(self._digest_key, digestmod=hashlib.sha256)
+        for part in (user, password, hashed or b""):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.digest()
+
+    def _refuse(self, verdict: Verdict, client: str) -> Verdict:
+        """Count a refusal; log the counts at most once per refusal_log_interval_seconds."""
+        self._refused[verdict] += 1
+        now = self._clock()
+        if now >= self._next_refusal_log:
+            self._next_refusal_log = now + self._limits.refusal_log_interval_seconds
+            logger.warning(
+                "basic_auth_refused",
+                extra={
+                    "reason": verdict.name.lower(),
+                    "client": client,
+                    "throttled": self._refused[Verdict.THROTTLED],
+                    "busy": self._refused[Verdict.BUSY],
+                },
+            )
+            self._refused = dict.fromkeys(self._refused, 0)
+        return verdict
+
+
+def _remember(cache: OrderedDict[bytes, None], key: bytes, size: int) -> None:
+    cache[key] = None
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
 class WebSecurity:
     """The web config in force: TLS for the listener, basic auth and headers for aiohttp.
 
@@ -308,18 +531,13 @@ class WebSecurity:
         check_interval_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
-        cache_size: int = 100,
+        auth_limits: BasicAuthLimits = DEFAULT_AUTH_LIMITS,
     ) -> None:
         self._path = path
         self._unauthenticated_paths = unauthenticated_paths
         self._check_interval_seconds = check_interval_seconds
         self._clock = clock
-        self._checkpw = checkpw
-        self._cache_size = cache_size
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._cache_salt = secrets.token_bytes(16)
-        self._bcrypt_lock = asyncio.Lock()
-        self._decoy_hashes: dict[int, bytes] = {}
+        self._auth = BasicAuthChecker(auth_limits, checkpw=checkpw, clock=clock)
         self._config = config
         self._tls_context = self._build_tls_context(config)
         self._fingerprint = _fingerprint(path, config)
@@ -335,7 +553,7 @@ class WebSecurity:
         check_interval_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
-        cache_size: int = 100,
+        auth_limits: BasicAuthLimits = DEFAULT_AUTH_LIMITS,
     ) -> WebSecurity:
         """Load `path`; raises WebConfigError if the file or a file it names is unusable."""
         return cls(
@@ -345,7 +563,7 @@ class WebSecurity:
             check_interval_seconds=check_interval_seconds,
             clock=clock,
             checkpw=checkpw,
-            cache_size=cache_size,
+            auth_limits=auth_limits,
         )
 
     @property
@@ -367,6 +585,8 @@ class WebSecurity:
 
         Checks (a few stat calls) at most once per check interval. A file that fails
         to load is logged once per distinct failure and retried at the next check.
+        Fails closed: an empty file, or one that would turn basic auth or TLS off,
+        is a failure too, so a truncated or half-written file never opens the door.
         """
         now = self._clock()
         if now < self._next_check:
@@ -376,8 +596,9 @@ class WebSecurity:
         if fingerprint == self._fingerprint:
             return False
         try:
-            config = load_web_config(self._path)
+            config = load_web_config(self._path, allow_empty=False)
             _check_same_listener(self._path, self._config, config)
+            _check_auth_stays_on(self._path, self._config, config)
             tls_context = self._build_tls_context(config)
         except WebConfigError as exc:
             self._report_failure(exc)
@@ -398,7 +619,12 @@ class WebSecurity:
         # key and reason come from WebConfigError: redacted, never a password or hash.
         logger.error(
             "web_config_reload_failed",
-            extra={"path": str(self._path), "key": error.key, "reason": error.reason},
+            extra={
+                "path": str(self._path),
+                "key": error.key,
+                "reason": error.reason,
+                "kept": "previous config",
+            },
         )
 
     @web.middleware
@@ -407,79 +633,42 @@ class WebSecurity:
         self.reload_if_changed()
         headers = self._config.http_server_config.headers
         response: web.StreamResponse
-        if await self._authorized(request):
+        verdict = await self._authorize(request)
+        if verdict is Verdict.ALLOW:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 exc.headers.update(headers)
                 raise
         else:
-            response = web.Response(
-                status=401,
-                text="401: Unauthorized",
-                headers={hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}"'},
-            )
+            response = self._refusal(verdict)
         if not response.prepared:
             response.headers.update(headers)
         return response
 
-    async def _authorized(self, request: web.Request) -> bool:
+    async def _authorize(self, request: web.Request) -> Verdict:
         users = self._config.basic_auth_users
         if not users:
-            return True
+            return Verdict.ALLOW
         path = request.path
         if path in self._unauthenticated_paths or path in self._config.auth_excluded_paths:
-            return True
+            return Verdict.ALLOW
         credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION))
         if credentials is None:
-            return False
+            return Verdict.DENY
         user, password = credentials
-        return await self._check_password(user, password, users)
+        return await self._auth.check(user, password, users, request.remote or "")
 
-    async def _check_password(
-        self, user: bytes, password: bytes, users: Mapping[str, SecretStr]
-    ) -> bool:
-        """bcrypt-check once per (user, password, hash), then answer from a bounded cache.
-
-        Unknown users are checked against a decoy hash of the highest configured
-        cost, so their answer takes as long. bcrypt runs in a thread, one at a time.
-        """
-        hashed = _constant_time_lookup(users, user)
-        candidate = hashed if hashed is not None else await self._decoy_hash(users)
-        key = self._cache_key(user, password, candidate)
-        known = self._cache.get(key)
-        if known is None:
-            async with self._bcrypt_lock:
-                known = self._cache.get(key)  # another request may have just checked it
-                if known is None:
-                    matches = await asyncio.to_thread(self._verify, password, candidate)
-                    known = matches and hashed is not None
-                    self._cache[key] = known
-                    if len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-        self._cache.move_to_end(key)
-        return known
-
-    def _verify(self, password: bytes, hashed: bytes) -> bool:
-        try:
-            return self._checkpw(password, hashed)
-        except ValueError:  # bcrypt refuses passwords over 72 bytes
-            return False
-
-    async def _decoy_hash(self, users: Mapping[str, SecretStr]) -> bytes:
-        cost = max(int(hashed.get_secret_value()[4:6]) for hashed in users.values())
-        if cost not in self._decoy_hashes:
-            salt = bcrypt.gensalt(cost)
-            self._decoy_hashes[cost] = await asyncio.to_thread(bcrypt.hashpw, _DECOY_PASSWORD, salt)
-        return self._decoy_hashes[cost]
-
-    def _cache_key(self, user: bytes, password: bytes, hashed: bytes) -> bytes:
-        """A salted sha256 of the credentials, so no plaintext password stays in memory."""
-        digest = hashlib.sha256(self._cache_salt)
-        for part in (user, password, hashed):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
-        return digest.digest()
+    def _refusal(self, verdict: Verdict) -> web.Response:
+        headers = {
+            Verdict.DENY: {hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}"'},
+            Verdict.THROTTLED: {
+                hdrs.RETRY_AFTER: str(math.ceil(self._auth.limits.client_failure_refill_seconds))
+            },
+            Verdict.BUSY: {hdrs.RETRY_AFTER: "1"},
+        }[verdict]
+        status = HTTPStatus(verdict.value)
+        return web.Response(status=status, text=f"{status}: {status.phrase}", headers=headers)
 
     def _build_tls_context(self, config: WebConfig) -> ssl.SSLContext | None:
         context = _server_tls_context(self._path, config.tls_server_config)
@@ -556,6 +745,15 @@ def _check_same_listener(path: Path, old: WebConfig, new: WebConfig) -> None:
         raise WebConfigError(path, "tls_server_config", "turning TLS on or off needs a restart")
     changed = ", ".join(sorted(key for key in before if before[key] != after[key]))
     raise WebConfigError(path, "tls_server_config", f"changing {changed} needs a restart")
+
+
+def _check_auth_stays_on(path: Path, old: WebConfig, new: WebConfig) -> None:
+    """Refuse a reload that turns basic auth off; a restart can.
+
+    `basic_auth_users:` with nothing after it is also what a half-written file looks like.
+    """
+    if old.basic_auth_users and not new.basic_auth_users:
+        raise WebConfigError(path, "basic_auth_users", "turning basic auth off needs a restart")
 
 
 def _listener_settings(config: WebConfig) -> dict[str, Any] | None:

@@ -22,7 +22,9 @@ import trustme
 from aiohttp import web
 
 from exporter.web.webconfig import (
+    DEFAULT_AUTH_LIMITS,
     DEFAULT_UNAUTHENTICATED_PATHS,
+    BasicAuthLimits,
     WebConfigError,
     WebSecurity,
     load_web_config,
@@ -127,7 +129,8 @@ async def serve(security: WebSecurity) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     tls = security.ssl_context()
     try:
-        await web.SockSite(runner, sock, ssl_context=tls).start()
+        # A backlog for the flood tests: hundreds of connections arrive at once.
+        await web.SockSite(runner, sock, ssl_context=tls, backlog=1024).start()
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
@@ -165,7 +168,7 @@ def security_for(
     *,
     unauthenticated_paths: frozenset[str] = DEFAULT_UNAUTHENTICATED_PATHS,
     checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
-    cache_size: int = 100,
+    auth_limits: BasicAuthLimits = DEFAULT_AUTH_LIMITS,
 ) -> WebSecurity:
     """WebSecurity that checks its files at every request and handshake."""
     return WebSecurity.from_file(
@@ -173,7 +176,7 @@ def security_for(
         unauthenticated_paths=unauthenticated_paths,
         check_interval_seconds=0,
         checkpw=checkpw,
-        cache_size=cache_size,
+        auth_limits=auth_limits,
     )
 
 
@@ -384,14 +387,17 @@ async def test_unknown_users_cost_a_bcrypt_check_too(tmp_path: Path) -> None:
     assert (response.status_code, checkpw.calls) == (401, 1)
 
 
-async def test_cache_is_bounded(tmp_path: Path) -> None:
+async def test_failure_cache_is_bounded_and_never_evicts_a_success(tmp_path: Path) -> None:
     checkpw = CountingCheckpw()
     path = write_config(tmp_path / "web.yml", USERS_ALICE)
-    security = security_for(path, checkpw=checkpw, cache_size=1)
+    security = security_for(
+        path, checkpw=checkpw, auth_limits=BasicAuthLimits(failure_cache_size=1)
+    )
+    passwords = (ALICE_PASSWORD, "wrong-1", "wrong-2", "wrong-1", ALICE_PASSWORD)
     async with serve(security) as url:
-        for password in (ALICE_PASSWORD, "wrong", ALICE_PASSWORD):
-            await get(f"{url}/metrics", auth=("alice", password))
-    assert checkpw.calls == 3
+        statuses = [(await get(f"{url}/metrics", auth=("alice", p))).status_code for p in passwords]
+    assert [200, 401, 401, 401, 200] == statuses
+    assert 4 == checkpw.calls  # wrong-1 was evicted by wrong-2; alice's password never was
 
 
 async def test_configured_headers_are_added_to_every_response(tmp_path: Path) -> None:
@@ -449,6 +455,66 @@ async def test_invalid_new_file_keeps_the_old_config_and_logs_once(
     assert (str(path), "basic_auth_users") == (fields["path"], fields["key"])
     assert "not a bcrypt hash" in fields["reason"]
     assert BOB_PASSWORD not in caplog.text + repr(fields)
+
+
+def make_unreadable(path: Path) -> None:
+    """A directory where the file was: unreadable even for root, unlike chmod 000."""
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (lambda path: write_config(path, ""), "(top level)", "the file is empty"),
+        (lambda path: write_config(path, "# rewriting\n"), "(top level)", "the file is empty"),
+        (
+            lambda path: write_config(path, "basic_auth_users:\n"),
+            "basic_auth_users",
+            "turning basic auth off needs a restart",
+        ),
+        (make_unreadable, "(top level)", "cannot read the file: Is a directory"),
+        (lambda path: replace_file(path, b"\xff\xfe"), "(top level)", "not UTF-8"),
+        (lambda path: path.unlink(), "(top level)", "cannot read the file: No such file"),
+        (lambda path: write_config(path, "basic_auth_users: [\n"), "(top level)", "invalid YAML"),
+    ],
+    ids=["empty", "comments_only", "users_emptied", "unreadable", "not_utf8", "deleted", "invalid"],
+)
+async def test_reload_of_a_bad_file_keeps_basic_auth_on_and_logs_why(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    change: Callable[[Path], object],
+    key: str,
+    reason: str,
+) -> None:
+    path = write_config(tmp_path / "web.yml", USERS_ALICE)
+    security = security_for(path)
+    async with serve(security) as url:
+        change(path)
+        with caplog.at_level(logging.ERROR, logger="exporter.web.webconfig"):
+            anonymous = await get(f"{url}/metrics")
+            alice = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
+    assert (401, 200) == (anonymous.status_code, alice.status_code)
+    assert {"alice"} == set(security.config.basic_auth_users)
+    [record] = caplog.records
+    fields = vars(record)
+    assert ("web_config_reload_failed", str(path), key) == (
+        record.getMessage(),
+        fields["path"],
+        fields["key"],
+    )
+    assert reason in fields["reason"]
+    assert ALICE_HASH not in caplog.text + repr(fields)
+
+
+def test_fixed_file_after_a_refused_empty_one_reloads(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "web.yml", USERS_ALICE)
+    security = security_for(path)
+    write_config(path, "")
+    assert not security.reload_if_changed()
+    write_config(path, USERS_ALICE_BOB)
+    assert security.reload_if_changed()
+    assert {"alice", "bob"} == set(security.config.basic_auth_users)
 
 
 async def test_reload_is_logged_as_an_event_with_the_path(
