@@ -183,6 +183,13 @@ class Organization(_Section):
 class WebSettings(_Section):
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     config_file: Path | None = None
+    # Past this many connections the stalled and idle ones are shed for new ones.
+    max_connections: int = Field(default=256, ge=1, le=65536)
+    # A request's line and headers must arrive within this (slowloris).
+    header_timeout: Seconds = Field(default=5.0, gt=0)
+    # A kept-alive connection with no request for this long is closed.
+    idle_timeout: Seconds = Field(default=75.0, gt=0)
+    max_header_bytes: int = Field(default=32768, ge=1024, le=2**20)
 
     @field_validator("listen_address")
     @classmethod

@@ -35,7 +35,7 @@ from exporter.metrics.instruments import Instruments
 from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import build_targets
 from exporter.polling.poller import Poller
-from exporter.web.listener import Listener, listen
+from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
 from exporter.web.webconfig import WebSecurity
 
@@ -73,6 +73,10 @@ _RESTART_KEYS = (
     "devin.requests_per_second",
     "web.listen_address",
     "web.config_file",
+    "web.max_connections",
+    "web.header_timeout",
+    "web.idle_timeout",
+    "web.max_header_bytes",
     "sharding.index",
     "sharding.count",
 )
@@ -162,7 +166,7 @@ class Runtime:
         pending = [key for key in _RESTART_KEYS if _dotted(self.settings, key) != _dotted(new, key)]
         if pending:
             log.warning("reload_needs_restart", keys=",".join(pending))
-        configure_logging(new.log.level, new.log.format)
+        configure_logging(new.log.level, new.log.format, secrets=_secrets(new))
         self.client.retry_policy = _retry_policy(new)
         if not new.discovery.enabled:
             self.discovered = None
@@ -233,6 +237,11 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
     return Runtime(settings, registry, client, poller, exposition, instruments)
 
 
+def _secrets(settings: Settings) -> list[str]:
+    """The keys, for the log's redaction of any fragment of them."""
+    return [key.get_secret_value() for key in settings.api_keys()]
+
+
 def _some(ids: set[str], shown: int = 10) -> str | None:
     """A few ids for a log line, and how many more: a listing of thousands stays one
     short line."""
@@ -289,10 +298,17 @@ async def start(
             middlewares=[security.middleware] if security else [],
             clock=clock,
         ).app()
+        web = settings.web
         runtime.listener = await listen(
             app,
-            settings.web.listen_address,
+            web.listen_address,
             ssl_context=security.ssl_context() if security else None,
+            limits=ServerLimits(
+                max_connections=web.max_connections,
+                header_timeout_seconds=web.header_timeout,
+                keepalive_timeout_seconds=web.idle_timeout,
+                max_header_bytes=web.max_header_bytes,
+            ),
         )
     except BaseException:
         await runtime.close()
@@ -321,7 +337,7 @@ Reloader = Callable[[], Settings]
 
 async def run(settings: Settings, reload: Reloader | None = None) -> int:
     """The daemon: serve until SIGTERM or SIGINT; on SIGHUP apply `reload()`'s settings."""
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
     _warn_on_odd_keys(settings)
     stop = asyncio.Event()
     hangup = asyncio.Event()
@@ -379,7 +395,7 @@ async def _reload_on_hangup(
 async def run_once(settings: Settings) -> int:
     """Poll every target once (after discovery, if enabled), print the exposition, and
     exit 1 if any target, or the discovery, failed."""
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
     async with http_client(settings) as http:
         runtime = build(settings, http)
         if settings.discovery.enabled:
@@ -428,7 +444,7 @@ async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: b
         settings = demo_settings(path, overrides, account, demo.url)
         if once:
             return await run_once(settings)
-        configure_logging(settings.log.level, settings.log.format)
+        configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
         log.info("demo_api_started", url=demo.url, orgs=len(account.orgs))
         return await run(settings)
     finally:
