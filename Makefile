@@ -33,8 +33,8 @@ typecheck: $(STAMP) ## mypy --strict on the package
 pytest: $(STAMP) ## The pytest suite (unit and end-to-end)
 	$(BIN)/pytest
 
-soak: $(STAMP) ## Bounded soak: 20 orgs, every fault, 20 scrapers for SOAK_SECONDS (60)
-	$(BIN)/pytest -m soak tests/soak -p no:cacheprovider
+soak: $(STAMP) ## Bounded soak: 22 orgs, every fault, 20 scrapers, slowloris and auth flood, SOAK_SECONDS (60)
+	$(BIN)/pytest -m soak tests/soak -p no:cacheprovider -rP
 
 bench: $(STAMP) ## Benchmarks: prints a table, writes bench/results.json
 	$(BIN)/python -m bench

@@ -1,14 +1,22 @@
 """A bounded soak: the exporter and a faulty demo API as processes, hammered by scrapers.
 
 `make soak` runs it; SOAK_SECONDS sets how long the scrapers run (60 by default) and
-SOAK_SCRAPERS how many there are (20). It
-prints the exporter's memory and the request counts, and fails when a scrape is refused,
-memory grows past a bound, a key shows up anywhere, or the demo API is asked too often.
+SOAK_SCRAPERS how many there are (20). Beside them run the abusers: a slowloris of
+SOAK_SLOWLORIS connections (300) that never finish their headers, and an auth flood of
+SOAK_FLOODERS clients (20) that send wrong passwords, each one new. The scrapers
+authenticate with basic auth, and a fresh client probes /metrics every second.
+
+It prints the exporter's peak memory, the scrape latencies (p50, p99, max) of the
+scrapers and of the fresh probes, the log's size, and the request counts. It fails when
+a scrape is refused, a fresh probe is not answered 200, memory grows past a bound, the
+log grows past a bound or holds a traceback, a key shows up anywhere, or the demo API
+is asked too often.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
 import yaml
@@ -27,7 +36,7 @@ from conftest import stop_process, wait_for_line
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_SECONDS + 120)]
-ORGS = 20
+ORGS = 22
 SCRAPERS = int(os.environ.get("SOAK_SCRAPERS", "20"))
 POLL_INTERVAL_SECONDS = 2
 WINDOWS = 4
@@ -38,6 +47,15 @@ WARMUP_SECONDS = 10.0
 RSS_GROWTH_LIMIT_KB = 30 * 1024
 # Keep every scraped body for the key check, one in this many.
 BODY_SAMPLE_EVERY = 25
+SLOWLORIS = int(os.environ.get("SOAK_SLOWLORIS", "300"))
+FLOODERS = int(os.environ.get("SOAK_FLOODERS", "20"))
+USER, PASSWORD = "prometheus", "soak-scraper-password"
+# A fresh client gets its 200 within this, whatever the abuse (the issue asks for 2 s;
+# the bound leaves room for a loaded CI machine, and the soak prints the real figures).
+FRESH_SCRAPE_LIMIT_SECONDS = 5.0
+# The log may grow by this much per second of abuse at most (debug level, 20 orgs with
+# faults): it must not grow with the abusers' request rate.
+LOG_BYTES_PER_SECOND = 40_000
 
 # One fault kind per organisation, each intermittent: it hits `times` requests in a row,
 # then the API answers well for a while, and the cycle repeats.
@@ -61,6 +79,8 @@ FAULT_KINDS: list[dict[str, Any]] = [
     {"body": "missing_fields"},
     {"body": "extra_fields"},
     {"body": "new_keys"},
+    {"body": "gzip_bomb"},  # inflates to 1 GiB: refused at devin.max_response_bytes
+    {"body": "endless_body"},
     {"status": 429},  # no Retry-After at all
 ]
 assert len(FAULT_KINDS) == ORGS
@@ -137,6 +157,9 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
                 "max_attempts": ATTEMPTS,
                 "retry_initial_backoff": "100ms",
                 "retry_max_backoff": "500ms",
+                # The demo's answers are small: a gzip bomb or an endless body stops at
+                # 1 MiB, and memory stays within the soak's bound.
+                "max_response_bytes": 2**20,
             },
             "organizations": [{"id": o} for o in org_ids],
             "poll_interval": f"{POLL_INTERVAL_SECONDS}s",
@@ -145,10 +168,16 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         }
         config_path = tmp_path / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
+        web_config = tmp_path / "web-config.yml"
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+        web_config.write_text(yaml.safe_dump({"basic_auth_users": {USER: hashed}}))
         log_path = tmp_path / "exporter.log"
         with log_path.open("w") as err:
             exporter = subprocess.Popen(
-                [sys.executable, "-m", "exporter.cli", "--config", str(config_path)],
+                [
+                    *(sys.executable, "-m", "exporter.cli", "--config", str(config_path)),
+                    *("--web.config.file", str(web_config)),
+                ],
                 stdout=err,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -169,6 +198,16 @@ class Scrapes:
     errors: Counter[str] = field(default_factory=Counter)
     bodies: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, body)
     count: int = 0
+    seconds: list[float] = field(default_factory=list)  # each scrape's latency
+
+
+@dataclass
+class Probes:
+    """What the fresh clients got, and the exporter's peak memory."""
+
+    fresh: list[tuple[int, float]] = field(default_factory=list)  # (status, seconds)
+    fresh_errors: Counter[str] = field(default_factory=Counter)
+    peak_rss_kb: int = 0
 
 
 async def scraper(url: str, deadline: float, number: int, seen: Scrapes) -> None:
@@ -184,36 +223,76 @@ async def scraper(url: str, deadline: float, number: int, seen: Scrapes) -> None
         while time.monotonic() < deadline:
             path, headers = variants[turn % len(variants)] if turn % 5 == 0 else variants[0]
             turn += 1
+            began = time.monotonic()
             try:
-                response = await http.get(f"{url}{path}", headers=headers)
+                response = await http.get(f"{url}{path}", headers=headers, auth=(USER, PASSWORD))
             except httpx.HTTPError as err:
                 seen.errors[type(err).__name__] += 1
                 continue
+            seen.seconds.append(time.monotonic() - began)
             seen.count += 1
             seen.statuses[response.status_code] += 1
             if seen.count % BODY_SAMPLE_EVERY == 0:
                 seen.bodies.append((time.monotonic(), response.text))
 
 
-async def test_soak_under_faults_and_concurrent_scrapes(pair: Pair) -> None:
+async def fresh_prober(url: str, deadline: float, pid: int, abuse: Probes) -> None:
+    """Every second, a brand-new client scrapes once; and the exporter's RSS is sampled."""
+    while time.monotonic() < deadline:
+        abuse.peak_rss_kb = max(abuse.peak_rss_kb, rss_kb(pid))
+        began = time.monotonic()
+        async with httpx.AsyncClient(timeout=FRESH_SCRAPE_LIMIT_SECONDS) as http:
+            try:
+                response = await http.get(f"{url}/metrics", auth=(USER, PASSWORD))
+            except httpx.HTTPError as err:
+                abuse.fresh_errors[type(err).__name__] += 1
+            else:
+                abuse.fresh.append((response.status_code, time.monotonic() - began))
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+
+
+def quantiles(seconds: list[float]) -> str:
+    """p50, p99 and max, in milliseconds."""
+    if not seconds:
+        return "none"
+    ordered = sorted(seconds)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return f"p50 {at(0.5):.0f} ms, p99 {at(0.99):.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+
+
+async def test_soak_under_faults_abuse_and_concurrent_scrapes(pair: Pair) -> None:
     started = time.monotonic()
     deadline = started + SOAK_SECONDS
     seen = Scrapes()
-    scrapers = [
-        asyncio.create_task(scraper(pair.exporter_url, deadline, n, seen)) for n in range(SCRAPERS)
-    ]
+    abuse = Probes()
+    url = pair.exporter_url
+    abusers = await asyncio.create_subprocess_exec(
+        *(sys.executable, str(Path(__file__).with_name("abuse.py")), url),
+        *(str(SOAK_SECONDS), str(SLOWLORIS), str(FLOODERS), USER),
+        stdout=subprocess.PIPE,
+    )
+    scrapers = [asyncio.create_task(scraper(url, deadline, n, seen)) for n in range(SCRAPERS)]
+    prober = asyncio.create_task(fresh_prober(url, deadline, pair.exporter.pid, abuse))
     await asyncio.sleep(min(WARMUP_SECONDS, SOAK_SECONDS / 2))
     rss_warm = rss_kb(pair.exporter.pid)
     warm_at = time.monotonic() - started
-    await asyncio.gather(*scrapers)
+    log_warm = pair.log_path.stat().st_size
+    await asyncio.gather(*scrapers, prober)
     rss_end = rss_kb(pair.exporter.pid)
+    out, _ = await asyncio.wait_for(abusers.communicate(), timeout=60)
+    flood = json.loads(out.decode().strip().splitlines()[-1])
     elapsed = time.monotonic() - started
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=(USER, PASSWORD)) as http:
         requests = (await http.get(f"{pair.demo_url}/_demo/requests")).json()
         final = await http.get(f"{pair.exporter_url}/metrics")
         page = await http.get(f"{pair.exporter_url}/")
     assert pair.exporter.poll() is None, "the exporter died during the soak"
     log = pair.log_path.read_text(encoding="utf-8")
+    log_growth = pair.log_path.stat().st_size - log_warm
+    fresh_seconds = [t for _, t in abuse.fresh]
     per_target = Counter({(r["endpoint"], r["org"]): r["requests"] for r in requests})
     total_requests = sum(per_target.values())
     targets = ORGS + ORGS + 1
@@ -237,15 +316,28 @@ async def test_soak_under_faults_and_concurrent_scrapes(pair: Pair) -> None:
         f"window per interval), busiest {per_target.most_common(3)}"
         f"\nsoak: orgs with values in sampled scrapes after {warm_at:.0f}s: "
         f"min {min(orgs_served, default=0)}, max {max(orgs_served, default=0)} of {ORGS}"
-        f"\nsoak: exporter log {len(log.splitlines())} lines, "
+        f"\nsoak: exporter log {len(log.splitlines())} lines, {len(log.encode())} bytes "
+        f"({log_growth / max(1.0, elapsed - warm_at):.0f} bytes/s once warm), "
         f"{log.count('event=poll_failed')} poll_failed, {log.count('Traceback')} tracebacks"
+        f"\nsoak: peak RSS {abuse.peak_rss_kb / 1024:.1f} MiB; scrapes {quantiles(seen.seconds)}"
+        f"\nsoak: abuse: {flood['slow_connections']} slowloris connections ({SLOWLORIS} at a "
+        f"time), auth flood statuses {flood['flood_statuses']} errors "
+        f"{flood['flood_errors']}; fresh probes {len(abuse.fresh)}, "
+        f"{quantiles(fresh_seconds)}, errors {dict(abuse.fresh_errors)}"
     )
 
-    # Every scrape answered, and answered 200.
+    # Every scrape answered, and answered 200, beside the abuse; so did every fresh client.
     assert not seen.errors
     assert {200} == set(seen.statuses)
     assert seen.count > SCRAPERS
     assert (200, 200) == (final.status_code, page.status_code)
+    assert not abuse.fresh_errors
+    assert {200} == {status for status, _ in abuse.fresh}
+    assert len(abuse.fresh) >= SOAK_SECONDS / (FRESH_SCRAPE_LIMIT_SECONDS + 1)
+    # The flood was refused, and the log did not grow with it.
+    assert "200" not in flood["flood_statuses"]
+    assert flood["slow_connections"] >= SLOWLORIS
+    assert log_growth <= LOG_BYTES_PER_SECOND * (elapsed - warm_at)
     # Memory is flat once warm.
     assert rss_end - rss_warm < RSS_GROWTH_LIMIT_KB
     # No key anywhere: not in the log, the sampled bodies, the final scrape or the status page.
