@@ -39,7 +39,8 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     """`host:port` as Go exporters take it: `:9877` is every interface, `[::1]:9877` IPv6."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{address!r} is not host:port (for example :9877 or 127.0.0.1:9877)")
+        shown = repr(address) if len(address) <= 48 else "the value"  # never a pasted key
+        raise ValueError(f"{shown} is not host:port (for example :9877 or 127.0.0.1:9877)")
     host = host.removeprefix("[").removesuffix("]")
     return host, int(port)
 

@@ -27,7 +27,7 @@ def parse_duration(text: str) -> float:
     """Seconds in a Prometheus duration; raises ValueError for anything else or zero."""
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h30m or 7d")
+        raise ValueError(f"{_quoted(text)} is not a duration such as 30s, 5m, 1h30m or 7d")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for unit, n in match.groupdict().items() if n)
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
@@ -44,3 +44,9 @@ def _to_seconds(value: Any) -> Any:
 
 Seconds = Annotated[float, BeforeValidator(_to_seconds)]
 """A config field that takes `5m` or a plain number of seconds."""
+
+
+def _quoted(text: str) -> str:
+    """The value for an error message: quoted when short, else left out, since a long one
+    may be a key pasted into the wrong field, and config errors must never show a key."""
+    return repr(text) if len(text) <= 16 else "the value"

@@ -538,3 +538,20 @@ def test_a_400_day_window_is_still_valid(tmp_path: Path) -> None:
     settings = load(tmp_path, "windows: [1s, 400d]\ndevin: {enterprise_key: apk_user_x}\n")
 
     assert ["1s", "400d"] == [w.label for w in settings.windows]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "windows: [{key}]",
+        "poll_interval: {key}",
+        "web: {{listen_address: {key}{key}}}",
+    ],
+)
+def test_a_key_pasted_into_the_wrong_field_is_not_echoed(tmp_path: Path, field: str) -> None:
+    path = write(tmp_path, field.format(key=SECRET) + "\ndevin: {enterprise_key: apk_user_x}\n")
+
+    message = config_error(path)
+
+    assert "the value is not" in message
+    assert not any(SECRET[i : i + 8] in message for i in range(len(SECRET) - 7))
