@@ -46,6 +46,7 @@ class WindowState:
     # The most recent failure, kept after recovery for the status page.
     last_failure: str | None = None
     last_failure_at: float | None = None
+    last_failure_status: int | None = None  # its HTTP status; None without an answer
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,25 @@ _GENERIC_HINTS = {
         "the key lacks {permission} ({level}), which this endpoint needs for {org}: grant "
         "it, or disable the endpoint group"
     ),
+    # The other reasons of DevinAPIError, as docs/runbook.md explains them.
+    "timeout": "Devin did not answer in time: raise devin.timeout, or check the egress path",
+    "connection": "Devin could not be reached: check DNS, proxy and firewall egress rules",
+    "rate_limited": "Devin kept answering 429: lower devin.requests_per_second",
+    "not_found": "Devin answered 404 for {org}: check its id in organizations",
+    "client_error": "Devin refused the request: check the exporter version against its API",
+    "server_error": "Devin's side failed: check Devin's status page and wait",
+    "invalid_response": "Devin's answer did not fit its contract: check the exporter version",
+    "response_too_large": "the answer exceeded devin.max_response_bytes: raise the limit",
 }
+
+
+def hint_for(target: Target, reason: str) -> str:
+    """What an operator can do about `reason` (one of DevinAPIError's) on this target."""
+    template = _AUTH_HINTS.get((target.endpoint, reason)) or _GENERIC_HINTS.get(reason, "")
+    row = ENDPOINTS[target.endpoint]
+    return template.format(
+        org=target.org or "the enterprise", permission=row.permission, level=row.scope
+    )
 
 
 @dataclass
@@ -316,6 +335,7 @@ class Poller:
         if isinstance(outcome, DevinAPIError):
             state.last_error = state.last_failure = outcome.reason
             state.last_failure_at = now
+            state.last_failure_status = outcome.status
             self._instruments.poll_failed(target.endpoint, target.org, outcome.reason)
             log.debug(
                 "poll_window_failed",
@@ -375,11 +395,7 @@ class Poller:
                 endpoint=target.endpoint,
                 org=target.org,
                 reason=reason,
-                hint=_AUTH_HINTS.get((target.endpoint, reason), _GENERIC_HINTS[reason]).format(
-                    org=target.org or "the enterprise",
-                    permission=ENDPOINTS[target.endpoint].permission,
-                    level=ENDPOINTS[target.endpoint].scope,
-                ),
+                hint=hint_for(target, reason),
                 backoff="polls slow down, doubling up to 1h, until the key is accepted",
             )
 

@@ -1,17 +1,19 @@
-"""The exporter's HTTP face: /metrics, /healthz, /readyz and a status page at /."""
+"""The exporter's HTTP face: /metrics, /healthz, /readyz, a status page at / and its
+data at /status.json."""
 
 from __future__ import annotations
 
-import html
+import gzip as gzip_format
+import json
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
 
 from exporter import __version__
 from exporter.metrics.exposition import Exposition
 from exporter.polling.poller import Poller
+from exporter.web.status import SCRIPT, STYLE, Filter, Status, as_json, collect, render_page
 
 Clock = Callable[[], float]
 
@@ -58,13 +60,6 @@ def wants_openmetrics(accept: str) -> bool:
     return openmetrics > 0 and openmetrics >= text
 
 
-def _when(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return "never"
-    moment = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"{moment} ({now - timestamp:.0f}s ago)"
-
-
 class ExporterApp:
     """Builds the aiohttp application; every dependency comes in through the constructor."""
 
@@ -77,6 +72,7 @@ class ExporterApp:
         ready: Callable[[], bool] | None = None,
         middlewares: Iterable[web.middleware] = (),  # type: ignore[valid-type]
         clock: Clock = time.time,
+        metrics_path: str = "/metrics",
     ) -> None:
         self._exposition = exposition
         self._poller = poller
@@ -84,15 +80,19 @@ class ExporterApp:
         self._ready = ready or (lambda: poller.ready)
         self._middlewares = list(middlewares)
         self._clock = clock
+        self._metrics_path = metrics_path
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=self._middlewares)
         app.add_routes(
             [
-                web.get("/metrics", self.metrics),
+                web.get(self._metrics_path, self.metrics),
                 web.get("/healthz", self.healthz),
                 web.get("/readyz", self.readyz),
                 web.get("/", self.status_page),
+                web.get("/status.json", self.status_json),
+                web.get("/status.css", _asset(STYLE, "text/css")),
+                web.get("/status.js", _asset(SCRIPT, "text/javascript")),
             ]
         )
         return app
@@ -126,57 +126,51 @@ class ExporterApp:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="waiting for the first poll of every target\n")
 
+    def _status(self) -> Status:
+        names = {o.id: o.display_name for o in self._exposition.organizations}
+        return collect(self._poller, names, self._clock())
+
     async def status_page(self, request: web.Request) -> web.Response:
-        now = self._clock()
-        rows = []
-        for target in self._poller.targets:
-            next_poll = self._poller.next_poll(target)
-            for window in self._poller.windows_of(target):
-                state = self._poller.states[target, window.label]
-                error = state.last_error or ""
-                last_failure = (
-                    f"{state.last_failure} at {_when(state.last_failure_at, now)}"
-                    if state.last_failure
-                    else "none"
-                )
-                cells = (
-                    target.endpoint,
-                    (target.org or "(enterprise)")
-                    + (f" segment {target.segment}" if target.segment else ""),
-                    window.label,
-                    error or ("ok" if state.last_success else "pending"),
-                    _when(state.last_success, now),
-                    last_failure,
-                    next_poll.strftime("%Y-%m-%d %H:%M:%S UTC") if next_poll else "-",
-                )
-                cls = ' class="error"' if error else ""
-                rows.append(
-                    f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-                )
-        page = _PAGE.format(
-            version=html.escape(__version__),
-            ready="ready" if self._ready() else "starting",
-            rows="\n".join(rows),
+        page = render_page(
+            self._status(),
+            version=__version__,
+            ready=self._ready(),
+            metrics_path=self._metrics_path,
+            shown=Filter.of(request.query),
         )
-        return web.Response(text=page, content_type="text/html")
+        return _compressible(request, page.encode(), "text/html; charset=utf-8")
+
+    async def status_json(self, request: web.Request) -> web.Response:
+        document = as_json(self._status(), version=__version__, ready=self._ready())
+        body = json.dumps(document, separators=(",", ":")).encode()
+        return _compressible(request, body, "application/json")
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Devin exporter</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
-tr.error td {{ background: #fdd; }}
-</style></head>
-<body>
-<h1>Devin exporter</h1>
-<p>Version {version}, {ready}. <a href="/metrics">Metrics</a>,
-<a href="/healthz">health</a>, <a href="/readyz">readiness</a>.</p>
-<table>
-<tr><th>endpoint</th><th>org</th><th>window</th><th>latest poll</th>
-<th>last success</th><th>last error</th><th>next poll</th></tr>
-{rows}
-</table>
-</body></html>
-"""
+def _asset(text: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler for a fixed file of the status page."""
+    body = text.encode()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body,
+            headers={hdrs.CONTENT_TYPE: f"{content_type}; charset=utf-8"},
+        )
+
+    return handler
+
+
+def _compressible(request: web.Request, body: bytes, content_type: str) -> web.Response:
+    """`body`, gzipped when the client accepts it; never cached (it changes every poll)."""
+    response = web.Response(
+        headers={
+            hdrs.CONTENT_TYPE: content_type,
+            hdrs.VARY: hdrs.ACCEPT_ENCODING,
+            hdrs.CACHE_CONTROL: "no-store",
+        }
+    )
+    if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+        # mtime=0: the same page compresses to the same bytes.
+        body = gzip_format.compress(body, compresslevel=6, mtime=0)
+        response.headers[hdrs.CONTENT_ENCODING] = "gzip"
+    response.body = body
+    return response

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -189,18 +188,14 @@ async def clear_faults(http: httpx.AsyncClient, demo: Demo) -> None:
 
 
 async def status_rows(http: httpx.AsyncClient, runtime: main.Runtime) -> dict[tuple[str, ...], str]:
-    """{(endpoint, org, window): last result} from the status page, found by column name."""
-    response = await http.get(f"{runtime.url}/")
+    """{(endpoint, org, window): last result} from /status.json: the reason, or the state."""
+    response = await http.get(f"{runtime.url}/status.json")
     assert 200 == response.status_code
-    header = re.findall(r"<th>(.*?)</th>", response.text)
-    result = next(h for h in header if h in ("latest poll", "last result"))
-    column = {name: header.index(name) for name in ("endpoint", "org", "window", result)}
-    rows = {}
-    for row in re.findall(r"<tr[^>]*>(<td>.*?)</tr>", response.text):
-        cells = re.findall(r"<td>(.*?)</td>", row)
-        endpoint, org, window, result = (cells[i] for i in column.values())
-        rows[endpoint, "" if org == "(enterprise)" else org, window] = result
-    return rows
+    return {
+        (t["endpoint"], t["org"], w["window"]): w["reason"] or w["state"]
+        for t in response.json()["targets"]
+        for w in t["windows"]
+    }
 
 
 def find(runtime: main.Runtime, endpoint: str, org: str) -> Target:

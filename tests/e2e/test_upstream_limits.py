@@ -62,7 +62,7 @@ async def test_an_answer_past_the_cap_fails_only_its_target_as_response_too_larg
     # Not transient: one request per window, none retried.
     assert windows == demo.api.plan.requests["v3_org_sessions", bad] - requests_before
     page = (await http.get(f"{running.url}/")).text
-    assert "<td>response_too_large</td>" in page
+    assert "<b>response_too_large</b>" in page
 
 
 async def test_the_demo_stops_an_endless_body_once_the_exporter_hangs_up(
