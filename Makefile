@@ -1,8 +1,12 @@
 # The front door: `make help` lists the targets.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+VENV    := .venv
+BIN     := $(VENV)/bin
+# Two stamps on one venv: .runtime (the package and what it needs to run, for `make
+# demo`) and .installed (that plus the dev tools); installing the dev tools renews both.
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
+PORT    ?= 9877
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint typecheck pytest bench soak clean
@@ -10,16 +14,22 @@ STAMP  := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	@touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(RUNTIME)
 
 venv: $(STAMP) ## Create .venv and install the package with its dev tools
 
-demo: $(STAMP) ## Run the exporter against the built-in demo Devin API on :9877
-	$(BIN)/devin-exporter --demo
+demo: $(RUNTIME) ## The exporter against the built-in demo Devin API on 127.0.0.1:PORT (9877); runtime deps only
+	$(BIN)/devin-exporter --demo --web.listen-address 127.0.0.1:$(PORT)
 
 test: lint typecheck pytest ## ruff, mypy and the whole pytest suite
 

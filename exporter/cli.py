@@ -5,25 +5,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, get_args
 
 from exporter import __version__
-from exporter.config import ConfigError, Settings, config_path_from_env, load_settings
+from exporter.config import (
+    ConfigError,
+    LogSettings,
+    Settings,
+    check_telemetry_path,
+    config_path_from_env,
+    load_settings,
+    parse_listen_address,
+)
 from exporter.polling.plan import explain, request_plan
 from exporter.sharding import parse_shard
 from exporter.web.webconfig import WebConfigError, WebSecurity
 
 EXIT_CONFIG = 2
 
+# The flags that shape the settings, as (dest, config key): each overrides the config.
+_OVERRIDES = (
+    ("listen_address", "web.listen_address"),
+    ("telemetry_path", "web.telemetry_path"),
+    ("web_config_file", "web.config_file"),
+    ("log_level", "log.level"),
+    ("log_format", "log.format"),
+)
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="PATH",
-        help="YAML config file (default: $DEVIN_EXPORTER_CONFIG)",
-    )
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], str]:
+    """An argparse type that runs a config check, so a bad flag is a usage error."""
+
+    def convert(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+
+    return convert
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -33,45 +55,97 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _global_flags(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
+    """The flags taken before or after the command.
+
+    The main parser gives them their defaults; a command's parser takes them with no
+    default (SUPPRESS), so that a flag given before the command is not overwritten by the
+    command's default (argparse copies every default of a subparser over the parent's).
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if on_command else value
+
+    levels = get_args(LogSettings.model_fields["level"].annotation)
+    formats = get_args(LogSettings.model_fields["format"].annotation)
+    flags = parser.add_argument_group("global flags (before or after the command)")
+    flags.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        default=default(None),
+        help="YAML config file (default: $DEVIN_EXPORTER_CONFIG)",
+    )
+    flags.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        type=_checked(parse_listen_address),
+        metavar="ADDR",
+        default=default(None),
+        help="address to serve on (overrides web.listen_address; default :9877, "
+        "and 127.0.0.1:9877 with --demo)",
+    )
+    flags.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        type=_checked(check_telemetry_path),
+        metavar="PATH",
+        default=default(None),
+        help="path to serve the metrics on (overrides web.telemetry_path; default /metrics)",
+    )
+    flags.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="PATH",
+        default=default(None),
+        help="exporter-toolkit web configuration: TLS and basic auth (overrides web.config_file)",
+    )
+    flags.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=levels,
+        default=default(None),
+        help=f"overrides log.level: {', '.join(levels)} (default info)",
+    )
+    flags.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=formats,
+        default=default(None),
+        help=f"overrides log.format: {' or '.join(formats)} (default logfmt)",
+    )
+    flags.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="N/M",
+        default=default(None),
+        help="poll only shard N (0-based) of M: the orgs whose stable hash falls in it",
+    )
+    flags.add_argument(
+        "--demo",
+        action="store_true",
+        default=default(False),
+        help="start the built-in demo Devin API (three organisations) and poll it",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devin-exporter",
         description="Prometheus exporter for Devin's session metrics.",
     )
     parser.add_argument("--version", action="version", version=f"devin-exporter {__version__}")
-    _common(parser)
-    parser.add_argument(
-        "--web.listen-address",
-        dest="listen_address",
-        metavar="ADDR",
-        help="address to serve /metrics on (overrides web.listen_address; default :9877)",
-    )
-    parser.add_argument(
-        "--web.config.file",
-        dest="web_config_file",
-        type=Path,
-        metavar="PATH",
-        help="exporter-toolkit web configuration: TLS and basic auth (overrides web.config_file)",
-    )
-    parser.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="N/M",
-        help="poll only shard N (0-based) of M: the orgs whose stable hash falls in it",
-    )
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="start the built-in demo Devin API (three organisations) and poll it",
-    )
+    _global_flags(parser, on_command=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = commands.add_parser("check-config", help="validate the config and exit (2 if invalid)")
-    _common(check)
+    check = commands.add_parser(
+        "check-config", help="validate the config, report every error, and exit (2 if invalid)"
+    )
+    _global_flags(check, on_command=True)
     once = commands.add_parser(
         "once", help="poll every target once, print the exposition, exit 1 if any failed"
     )
-    _common(once)
-    once.add_argument("--demo", action="store_true", help="poll the built-in demo API")
+    _global_flags(once, on_command=True)
     once.add_argument(
         "--explain",
         action="store_true",
@@ -86,37 +160,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, parsed; exits with status 2 and the usage on a bad flag."""
+    return _parser().parse_args(argv)
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line sets, nested as the config file nests them."""
+    overrides: dict[str, Any] = {}
+    for dest, key in _OVERRIDES:
+        value = getattr(args, dest)
+        if value is not None:
+            section, name = key.split(".")
+            overrides.setdefault(section, {})[name] = value
+    if args.shard is not None:
+        index, count = args.shard
+        overrides["sharding"] = {"index": index, "count": count}
+    return overrides
+
+
+def _usage_error(message: str) -> int:
+    print(f"devin-exporter: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit status."""
     from exporter import main as app  # after argument parsing: --help stays fast
 
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "demo-api":
+        ignored = [key for dest, key in _OVERRIDES if getattr(args, dest) is not None]
+        if args.config or args.shard or args.demo or ignored:
+            return _usage_error("demo-api takes only its own flags (see demo-api --help)")
         return asyncio.run(
             app.run_demo_api(args.host, args.port, args.orgs, args.seed, args.faults)
         )
+    if args.demo and args.command == "check-config":
+        return _usage_error("check-config checks a config file; --demo needs none")
+    if args.demo and getattr(args, "explain", False):
+        return _usage_error("--explain takes a config; --demo polls the built-in demo API")
 
     path = config_path_from_env(args.config)
-    overrides: dict[str, object] = {}
-    web: dict[str, object] = {}
-    if getattr(args, "listen_address", None):
-        web["listen_address"] = args.listen_address
-    if getattr(args, "web_config_file", None):
-        web["config_file"] = args.web_config_file
-    if web:
-        overrides["web"] = web
-    if getattr(args, "shard", None):
-        index, count = args.shard
-        overrides["sharding"] = {"index": index, "count": count}
-    demo = bool(getattr(args, "demo", False)) and args.command != "check-config"
-    if demo and getattr(args, "explain", False):
-        print(
-            "devin-exporter: --explain takes a config; --demo polls the built-in demo API",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+    overrides = overrides_of(args)
     try:
-        if demo:
+        if args.demo:
             return asyncio.run(app.run_with_demo(path, overrides, once=args.command == "once"))
         settings = checked_settings(path, overrides)
     except ConfigError as err:
@@ -134,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(app.run(settings, reload))
 
 
-def checked_settings(path: Path | None, overrides: dict[str, object]) -> Settings:
+def checked_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
     """The settings, with the web configuration file (TLS files included) checked too."""
     settings = load_settings(path, **overrides)
     if settings.web.config_file is not None:

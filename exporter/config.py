@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 import yaml
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,6 +47,27 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# Paths the exporter serves itself; the telemetry path may be none of them.
+RESERVED_PATHS = ("/", "/healthz", "/readyz", "/status.json")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{1,127}$")
+
+
+def check_telemetry_path(path: str) -> str:
+    """The path to serve the metrics on, as `--web.telemetry-path` takes it: `/metrics`."""
+    shown = repr(path) if len(path) <= 48 else "the value"  # never a pasted key
+    if path in RESERVED_PATHS:
+        raise ValueError(
+            f"{shown} is served by the exporter itself ({', '.join(RESERVED_PATHS)}): "
+            "pick another path, such as /metrics"
+        )
+    if not _URL_PATH.match(path):
+        raise ValueError(
+            f"{shown} is not a URL path: it starts with / and holds only letters, digits "
+            "and . _ ~ / - (at most 128 characters)"
+        )
+    return path
+
+
 class ConfigError(Exception):
     """A config that cannot be used; the message names the file and the key, never a secret."""
 
@@ -63,7 +86,7 @@ MAX_KEY_FILE_BYTES = 4096
 _BOM = b"\xef\xbb\xbf"
 
 
-def _read_secret_file(path: Path, key: str) -> SecretStr:
+def _read_secret_file(path: Path) -> SecretStr:
     """A key from a file: one line of visible ASCII; whitespace around it is dropped.
 
     No rule beyond these (length, alphabet, prefix), so that any key Devin may issue
@@ -73,22 +96,19 @@ def _read_secret_file(path: Path, key: str) -> SecretStr:
         with path.open("rb") as file:
             raw = file.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as err:
-        raise ValueError(f"{key}: cannot read {path}: {err.strerror}") from None
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
     if len(raw) > MAX_KEY_FILE_BYTES:
-        raise ValueError(f"{key}: {path} is longer than {MAX_KEY_FILE_BYTES} bytes: not a key")
+        raise ValueError(f"{path} is longer than {MAX_KEY_FILE_BYTES} bytes: not a key")
     if raw.startswith(_BOM):
-        raise ValueError(
-            f"{key}: {path} starts with a byte order mark (BOM): save it as plain ASCII"
-        )
+        raise ValueError(f"{path} starts with a byte order mark (BOM): save it as plain ASCII")
     text = raw.strip(b" \t\r\n")
     if not text:
-        raise ValueError(f"{key}: {path} is empty")
+        raise ValueError(f"{path} is empty")
     if b"\n" in text or b"\r" in text:
-        raise ValueError(f"{key}: {path} holds more than one line; a key is one line")
+        raise ValueError(f"{path} holds more than one line; a key is one line")
     if not _visible_ascii(text):
         raise ValueError(
-            f"{key}: {path} may hold only visible ASCII characters (no spaces, tabs or "
-            "non-ASCII letters)"
+            f"{path} may hold only visible ASCII characters (no spaces, tabs or non-ASCII letters)"
         )
     return SecretStr(text.decode("ascii"))
 
@@ -98,24 +118,56 @@ def _visible_ascii(text: bytes) -> bool:
     return all(0x21 <= byte <= 0x7E for byte in text)
 
 
-def _resolve_secret(value: SecretStr | None, file: Path | None, key: str) -> SecretStr | None:
-    if value is not None and file is not None:
-        raise ValueError(f"set {key} or {key}_file, not both")
-    if file is not None:
-        return _read_secret_file(file, f"{key}_file")
-    if value is not None and not value.get_secret_value().strip():
-        raise ValueError(f"{key} is empty")
-    if value is not None and not _visible_ascii(value.get_secret_value().encode("utf-8")):
-        # It goes into an HTTP header: say so now, not with a traceback at the first poll.
-        raise ValueError(f"{key} may hold only visible ASCII characters")
-    return value
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DevinSettings(_Section):
+_KEY_NAMES = ("service_user_key", "enterprise_key", "enterprise_service_user_key")
+
+
+class _KeyedSection(_Section):
+    """A section whose keys come inline (`service_user_key`) or from a file (`..._file`).
+
+    Each key and each file is checked by a field validator, so that a missing file is
+    reported beside every other error of the section (a model validator runs only once
+    every field is valid); the model validator then reads the files for their keys.
+    """
+
+    KEYS: ClassVar[tuple[str, ...]]
+
+    @field_validator(*_KEY_NAMES, check_fields=False)
+    @classmethod
+    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None:
+            return None
+        if not key.get_secret_value().strip():
+            raise ValueError("must not be blank")
+        if not _visible_ascii(key.get_secret_value().encode("utf-8")):
+            # It goes into an HTTP header: say so now, not with a traceback at the first poll.
+            raise ValueError("may hold only visible ASCII characters")
+        return key
+
+    @field_validator(*(f"{name}_file" for name in _KEY_NAMES), check_fields=False)
+    @classmethod
+    def _readable_key_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        # The key is declared before its file, so info.data holds it if it is valid.
+        key = str(info.field_name).removesuffix("_file")
+        if path is not None and info.data.get(key) is not None:
+            raise ValueError(f"set {key} or {key}_file, not both")
+        if path is not None:
+            _read_secret_file(path)
+        return path
+
+    @model_validator(mode="after")
+    def _read_key_files(self) -> Self:
+        for key in self.KEYS:
+            path: Path | None = getattr(self, f"{key}_file")
+            if path is not None:
+                object.__setattr__(self, key, _read_secret_file(path))
+        return self
+
+
+class DevinSettings(_KeyedSection):
     base_url: str = "https://api.devin.ai"
     timeout: Seconds = Field(default=10.0, gt=0)
     # Per API key, shared by every target that uses the key.
@@ -138,6 +190,8 @@ class DevinSettings(_Section):
     enterprise_service_user_key: SecretStr | None = None
     enterprise_service_user_key_file: Path | None = None
 
+    KEYS: ClassVar[tuple[str, ...]] = _KEY_NAMES
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -145,36 +199,14 @@ class DevinSettings(_Section):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _read_key_files(self) -> Self:
-        service = _resolve_secret(
-            self.service_user_key, self.service_user_key_file, "service_user_key"
-        )
-        enterprise = _resolve_secret(
-            self.enterprise_key, self.enterprise_key_file, "enterprise_key"
-        )
-        enterprise_service = _resolve_secret(
-            self.enterprise_service_user_key,
-            self.enterprise_service_user_key_file,
-            "enterprise_service_user_key",
-        )
-        object.__setattr__(self, "service_user_key", service)
-        object.__setattr__(self, "enterprise_key", enterprise)
-        object.__setattr__(self, "enterprise_service_user_key", enterprise_service)
-        return self
 
-
-class Organization(_Section):
+class Organization(_KeyedSection):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     name: str | None = None
     service_user_key: SecretStr | None = None
     service_user_key_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _read_key_file(self) -> Self:
-        key = _resolve_secret(self.service_user_key, self.service_user_key_file, "service_user_key")
-        object.__setattr__(self, "service_user_key", key)
-        return self
+    KEYS: ClassVar[tuple[str, ...]] = ("service_user_key",)
 
     @property
     def display_name(self) -> str:
@@ -183,6 +215,7 @@ class Organization(_Section):
 
 class WebSettings(_Section):
     listen_address: str = DEFAULT_LISTEN_ADDRESS
+    telemetry_path: str = "/metrics"
     config_file: Path | None = None
     # Past this many connections the stalled and idle ones are shed for new ones.
     max_connections: int = Field(default=256, ge=1, le=65536)
@@ -197,6 +230,11 @@ class WebSettings(_Section):
     def _host_port(cls, value: str) -> str:
         parse_listen_address(value)
         return value
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _url_path(cls, value: str) -> str:
+        return check_telemetry_path(value)
 
 
 class EndpointSettings(_Section):
@@ -489,6 +527,10 @@ class Settings(BaseSettings):
         return self.model_copy(update={"organizations": organizations})
 
 
+Problem = tuple[str, str]
+"""One thing wrong with a config: where (a dotted key or a variable) and what."""
+
+
 def _format_location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -496,12 +538,50 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or inside `list[...]`, `... | None`, Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        if (model := _model_in(argument)) is not None:
+            return model
+    return None
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the config takes where `loc` points (a section, or an item of a list)."""
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _did_you_mean(name: str, known: list[str], spell: Any = str) -> str:
+    """`; did you mean X?` for a near miss, else the keys that would be accepted."""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"; did you mean {spell(close[0])}?"
+    return f" (known: {', '.join(spell(k) for k in known)})" if known else ""
+
+
+def _validation_problems(error: ValidationError) -> list[Problem]:
+    problems = []
     for item in error.errors(include_input=False, include_url=False):
-        key = _format_location(item["loc"]) or "(top level)"
+        loc = item["loc"]
+        key = _format_location(loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {key}: {message}")
+        if item["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            message = "not a known setting" + _did_you_mean(loc[-1], _keys_at(loc[:-1]))
+        problems.append((key, message))
+    return problems
+
+
+def _describe(problems: list[Problem], source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    lines += [f"  {key}: {message}" for key, message in problems]
     return "\n".join(lines)
 
 
@@ -511,6 +591,28 @@ def config_path_from_env(explicit: Path | None) -> Path | None:
         return explicit
     from_env = os.environ.get(CONFIG_ENV)
     return Path(from_env) if from_env else None
+
+
+def _without_long_quotes(text: str) -> str:
+    """A parser's message with any long quoted text left out: it may be a pasted key."""
+    return re.sub(r"'[^']{17,}'", "'...'", text)
+
+
+def _yaml_reason(err: yaml.YAMLError) -> str:
+    """` at line 4, column 3: expected ',' or ']', but got ':' (while parsing a flow
+    sequence at line 2, column 12)`: where the parser stopped, and why."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return ""
+    where = ""
+    if (mark := err.problem_mark) is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    reason = f": {_without_long_quotes(err.problem)}" if err.problem else ""
+    if err.context:
+        context = _without_long_quotes(err.context)
+        if (start := err.context_mark) is not None:
+            context += f" at line {start.line + 1}, column {start.column + 1}"
+        reason += f" ({context})"
+    return where + reason
 
 
 class _YamlSource(YamlConfigSettingsSource):
@@ -525,9 +627,7 @@ class _YamlSource(YamlConfigSettingsSource):
         except RecursionError:
             raise ConfigError(f"config file {path} is nested too deeply") from None
         except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+            raise ConfigError(f"config file {path} is not valid YAML{_yaml_reason(err)}") from None
         except OSError as err:
             raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
         except (ValueError, TypeError, IndexError, OverflowError):
@@ -543,35 +643,50 @@ class _YamlSource(YamlConfigSettingsSource):
         return raw
 
 
-def _check_environment(source: str) -> None:
+def _environment_problems() -> list[Problem]:
     """A mistyped DEVIN_EXPORTER_* variable is an error, as a mistyped file key is."""
-    known = {name.upper() for name in Settings.model_fields} | {"CONFIG"}
+    sections = [name.upper() for name in Settings.model_fields]
+    problems = []
     for variable in sorted(os.environ):
-        if not variable.startswith(ENV_PREFIX):
+        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV:
             continue
         section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
-        if section not in known:
-            raise ConfigError(
-                f"invalid configuration in {source}:\n  {variable}: not a known setting "
-                f"(sections: {', '.join(sorted(n.lower() for n in known - {'CONFIG'}))})"
-            )
+        if section not in sections:
+            hint = _did_you_mean(section, sections, spell=lambda s: f"{ENV_PREFIX}{s}")
+            problems.append((variable, f"not a known setting{hint}"))
+    return problems
 
 
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
-    """Read and validate the settings; raises ConfigError naming the file and the key."""
+    """Read and validate the settings; raises ConfigError naming the file and every key
+    that is wrong (unknown variables, unknown keys, bad values, unreadable key files) at
+    once. Only a file that cannot be read or parsed stops the check short."""
     source = f"{path} (or its {ENV_PREFIX}* environment overrides)" if path else "environment"
-    _check_environment(source)
+    problems = _environment_problems()
+
+    def failed(first_line: str | None = None) -> ConfigError:
+        lines = [first_line] if first_line else []
+        if problems:
+            lines.append(_describe(problems, source))
+        return ConfigError("\n".join(lines))
+
     if path is not None and not path.is_file():
         # The YAML source skips a file that is not there; a named config must exist.
         reason = "not a file" if path.exists() else "No such file or directory"
-        raise ConfigError(f"cannot read config file {path}: {reason}")
+        raise failed(f"cannot read config file {path}: {reason}")
 
     class FileSettings(Settings):
         model_config = SettingsConfigDict(yaml_file=path)
 
     try:
-        return FileSettings(**overrides)
+        settings = FileSettings(**overrides)
+    except ConfigError as err:  # the file cannot be read or parsed
+        raise failed(str(err)) from None
     except ValidationError as err:
-        raise ConfigError(_describe(err, source)) from None
+        problems += _validation_problems(err)
     except SettingsError as err:  # an environment override that is not valid JSON
-        raise ConfigError(f"invalid configuration in {source}: {err}") from None
+        problems.append((f"{ENV_PREFIX}*", str(err)))
+    else:
+        if not problems:
+            return settings
+    raise failed()

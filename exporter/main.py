@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,12 +29,14 @@ from exporter.config import (
 )
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.ratelimit import KeyGates, key_digest
+from exporter.devin.table import ENDPOINTS
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
 from exporter.polling.discovery import left_out, list_organizations, merge
-from exporter.polling.plan import build_targets
+from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
+from exporter.polling.targets import Target
 from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
 from exporter.web.webconfig import WebSecurity
@@ -72,6 +74,7 @@ _RESTART_KEYS = (
     "devin.max_concurrency",
     "devin.requests_per_second",
     "web.listen_address",
+    "web.telemetry_path",
     "web.config_file",
     "web.max_connections",
     "web.header_timeout",
@@ -157,6 +160,15 @@ class Runtime:
             raise RuntimeError("the exporter is not serving HTTP")
         return self.listener.url
 
+    @property
+    def bound(self) -> str:
+        """Where the socket listens, as `ss -l` shows it: `127.0.0.1:9877`, `[::1]:9877`,
+        or `*:9877` for every interface (which `url` reaches through loopback)."""
+        if self.listener is None:
+            raise RuntimeError("the exporter is not serving HTTP")
+        host, port = self.listener.host or "*", self.listener.port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     def reload(self, new: Settings) -> None:
         """Apply a re-read config: orgs, keys, windows, intervals, staleness and logging.
 
@@ -178,6 +190,7 @@ class Runtime:
             "config_reloaded",
             targets=len(self.poller.targets),
             windows=",".join(w.label for w in new.windows),
+            intervals=intervals(self.poller.targets) or None,
         )
 
     def _apply(self, effective: Settings) -> None:
@@ -297,6 +310,7 @@ async def start(
             ready=lambda: runtime.ready,
             middlewares=[security.middleware] if security else [],
             clock=clock,
+            metrics_path=settings.web.telemetry_path,
         ).app()
         web = settings.web
         runtime.listener = await listen(
@@ -332,6 +346,16 @@ def _warn_on_odd_keys(settings: Settings) -> None:
             log.warning("key_prefix_unexpected", key=name, expected_prefix=prefix)
 
 
+def intervals(targets: Iterable[Target]) -> str:
+    """How often each endpoint group is really polled, `sessions:1m,consumption:1h`: the
+    groups' own intervals, which poll_interval is only the default of."""
+    every: dict[str, float] = {}
+    for target in targets:
+        group = ENDPOINTS[target.endpoint].group or target.endpoint
+        every.setdefault(group, target.interval_seconds)
+    return ",".join(f"{group}:{format_seconds(seconds)}" for group, seconds in every.items())
+
+
 Reloader = Callable[[], Settings]
 
 
@@ -358,9 +382,12 @@ async def run(settings: Settings, reload: Reloader | None = None) -> int:
             "started",
             version=__version__,
             address=runtime.url,
+            bound=runtime.bound,
+            telemetry_path=settings.web.telemetry_path,
             targets=len(runtime.poller.targets),
             windows=",".join(w.label for w in settings.windows),
             poll_interval_seconds=settings.poll_interval,
+            intervals=intervals(runtime.poller.targets) or None,  # none before discovery
         )
         reloads = loop.create_task(_reload_on_hangup(runtime, hangup, reload))
         try:
@@ -407,6 +434,13 @@ async def run_once(settings: Settings) -> int:
     return 1 if failed or (settings.discovery.enabled and runtime.discovered is None) else 0
 
 
+# The demo serves on loopback unless --web.listen-address says otherwise: its data is
+# synthetic, but an exporter reachable from the network should be a choice.
+DEMO_LISTEN_ADDRESS = "127.0.0.1:9877"
+# The demo shows everything, every endpoint group, at one pace it can sustain.
+DEMO_INTERVAL = "1m"
+
+
 def demo_settings(
     path: Path | None, overrides: dict[str, Any], account: DemoAccount, url: str
 ) -> Settings:
@@ -414,13 +448,13 @@ def demo_settings(
     return load_settings(
         path,
         **{
-            "poll_interval": "30s",
-            # The demo shows everything: every endpoint group, on the demo's own pace.
+            "poll_interval": DEMO_INTERVAL,
             "endpoints": {
-                group: {"enabled": True, "interval": "1m"}
+                group: {"enabled": True, "interval": DEMO_INTERVAL}
                 for group in EndpointsSettings.model_fields
             },
             **overrides,
+            "web": {"listen_address": DEMO_LISTEN_ADDRESS, **overrides.get("web", {})},
             "devin": {
                 "base_url": url,
                 "service_user_key": account.service_user_key,

@@ -264,18 +264,26 @@ def _error_cases(tmp: Path) -> list[tuple[str, str, str]]:
     missing = tmp / "missing.key"
     empty = tmp / "empty.key"
     full = tmp / "full.key"
-    extra = "Extra inputs are not permitted"
+    unknown = "not a known setting; did you mean"
     not_duration = "is not a duration such as 30s, 5m, 1h30m or 7d"
     not_host_port = "is not host:port (for example :9877 or 127.0.0.1:9877)"
     no_file = "No such file or directory"
     return [
-        ("unknown-top-level", MINIMAL + "pol_interval: 5m\n", f"pol_interval: {extra}"),
+        (
+            "unknown-top-level",
+            MINIMAL + "pol_interval: 5m\n",
+            f"pol_interval: {unknown} poll_interval?",
+        ),
         (
             "unknown-nested",
             MINIMAL.replace("devin:\n", f"devin:\n  service_key: {SECRET}\n"),
-            f"devin.service_key: {extra}",
+            f"devin.service_key: {unknown} service_user_key?",
         ),
-        ("unknown-in-org", MINIMAL + "    org_name: A\n", f"organizations[0].org_name: {extra}"),
+        (
+            "unknown-in-org",
+            MINIMAL + "    org_name: A\n",
+            f"organizations[0].org_name: {unknown} name?",
+        ),
         ("bad-duration", MINIMAL + "poll_interval: 5x\n", f"poll_interval: '5x' {not_duration}"),
         ("bad-window", MINIMAL + "windows: [1h, 1x]\n", f"windows[1]: '1x' {not_duration}"),
         (
@@ -286,32 +294,32 @@ def _error_cases(tmp: Path) -> list[tuple[str, str, str]]:
         (
             "key-and-key-file",
             MINIMAL.replace("devin:\n", f"devin:\n  service_user_key_file: {full}\n"),
-            "devin: set service_user_key or service_user_key_file, not both",
+            "devin.service_user_key_file: set service_user_key or service_user_key_file, not both",
         ),
         (
             "key-file-missing",
             f"devin:\n  service_user_key_file: {missing}\norganizations:\n  - id: org-a\n",
-            f"devin: service_user_key_file: cannot read {missing}: {no_file}",
+            f"devin.service_user_key_file: cannot read {missing}: {no_file}",
         ),
         (
             "key-file-empty",
             f"devin:\n  service_user_key_file: {empty}\norganizations:\n  - id: org-a\n",
-            f"devin: service_user_key_file: {empty} is empty",
+            f"devin.service_user_key_file: {empty} is empty",
         ),
         (
             "enterprise-key-file-missing",
             KEYED + f"  enterprise_key_file: {missing}\norganizations:\n  - id: org-a\n",
-            f"devin: enterprise_key_file: cannot read {missing}: {no_file}",
+            f"devin.enterprise_key_file: cannot read {missing}: {no_file}",
         ),
         (
             "org-key-file-missing",
             KEYED + f"organizations:\n  - id: org-a\n    service_user_key_file: {missing}\n",
-            f"organizations[0]: service_user_key_file: cannot read {missing}: {no_file}",
+            f"organizations[0].service_user_key_file: cannot read {missing}: {no_file}",
         ),
         (
             "blank-key",
             "devin:\n  service_user_key: '   '\norganizations:\n  - id: org-a\n",
-            "devin: service_user_key is empty",
+            "devin.service_user_key: must not be blank",
         ),
         (
             "nothing-to-poll",
@@ -366,6 +374,18 @@ def _error_cases(tmp: Path) -> list[tuple[str, str, str]]:
             "log.level: Input should be 'debug', 'info', 'warning' or 'error'",
         ),
         (
+            "telemetry-path-reserved",
+            MINIMAL + "web:\n  telemetry_path: /readyz\n",
+            "web.telemetry_path: '/readyz' is served by the exporter itself (/, /healthz, "
+            "/readyz, /status.json): pick another path, such as /metrics",
+        ),
+        (
+            "telemetry-path-relative",
+            MINIMAL + "web:\n  telemetry_path: metrics\n",
+            "web.telemetry_path: 'metrics' is not a URL path: it starts with / and holds only "
+            "letters, digits and . _ ~ / - (at most 128 characters)",
+        ),
+        (
             "bad-base-url",
             MINIMAL.replace("devin:\n", "devin:\n  base_url: api.devin.ai\n"),
             "devin.base_url: must start with http:// or https://",
@@ -402,14 +422,36 @@ def test_invalid_config_raises_config_error_naming_file_and_key(
     assert SECRET not in message
 
 
-def test_invalid_yaml_names_the_file_and_the_line(tmp_path: Path) -> None:
+def test_invalid_yaml_gives_the_parsers_reason_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, f"devin:\n  service_user_key: {SECRET}\n  timeout: [5s\nlog: {{}}\n")
 
     message = config_error(path)
 
-    assert str(path) in message
-    assert "not valid YAML at line 4" in message
-    assert SECRET not in message
+    assert (
+        f"config file {path} is not valid YAML at line 4, column 4: expected ',' or ']', "
+        "but got ':' (while parsing a flow sequence at line 3, column 12)"
+    ) == message
+
+
+def test_a_yaml_error_without_context_gives_the_problem_alone(tmp_path: Path) -> None:
+    path = write(tmp_path, "log: level: info\n")
+
+    message = config_error(path)
+
+    assert (
+        f"config file {path} is not valid YAML at line 1, column 11: mapping values are "
+        "not allowed here"
+    ) == message
+
+
+def test_a_yaml_error_never_echoes_a_long_quoted_value(tmp_path: Path) -> None:
+    """A key pasted as a tag comes back in the parser's reason: it is left out."""
+    path = write(tmp_path, f"devin: !{SECRET} x\n")
+
+    message = config_error(path)
+
+    assert "could not determine a constructor for the tag '...'" in message
+    assert not any(SECRET[i : i + 8] in message for i in range(len(SECRET) - 7))
 
 
 def test_yaml_top_level_must_be_a_mapping(tmp_path: Path) -> None:
@@ -450,7 +492,139 @@ def test_unparsable_env_override_of_a_list_is_a_config_error(
     assert "organizations" in message
 
 
+# Every error in one run, with a hint for a misspelt key.
+
+
+def test_every_error_is_reported_in_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in a section does not hide its key files; a bad variable hides nothing."""
+    missing = tmp_path / "missing.key"
+    monkeypatch.setenv("DEVIN_EXPORTER_POL_INTERVAL", "1m")
+    path = write(
+        tmp_path,
+        f"""
+        devin:
+          service_key: {SECRET}
+          enterprise_key_file: {missing}
+          timeout: soon
+        organizations:
+          - id: org-a
+            service_user_key_file: {missing}
+        windows: [1h, 1x]
+        """,
+    )
+
+    message = config_error(path)
+
+    no_file = f"cannot read {missing}: No such file or directory"
+    assert [
+        f"invalid configuration in {path} (or its DEVIN_EXPORTER_* environment overrides):",
+        "  DEVIN_EXPORTER_POL_INTERVAL: not a known setting; did you mean "
+        "DEVIN_EXPORTER_POLL_INTERVAL?",
+        "  devin.timeout: 'soon' is not a duration such as 30s, 5m, 1h30m or 7d",
+        f"  devin.enterprise_key_file: {no_file}",
+        "  devin.service_key: not a known setting; did you mean service_user_key?",
+        f"  organizations[0].service_user_key_file: {no_file}",
+        "  windows[1]: '1x' is not a duration such as 30s, 5m, 1h30m or 7d",
+    ] == message.splitlines()
+    assert SECRET not in message
+
+
+def test_every_key_file_of_a_section_is_reported_at_once(tmp_path: Path) -> None:
+    files = [tmp_path / f"{name}.key" for name in ("a", "b", "c")]
+    path = write(
+        tmp_path,
+        f"""
+        devin:
+          service_user_key_file: {files[0]}
+          enterprise_key_file: {files[1]}
+          enterprise_service_user_key_file: {files[2]}
+        """,
+    )
+
+    message = config_error(path)
+
+    keys = ("service_user_key_file", "enterprise_key_file", "enterprise_service_user_key_file")
+    assert [
+        f"  devin.{key}: cannot read {file}: No such file or directory"
+        for key, file in zip(keys, files, strict=True)
+    ] == message.splitlines()[1:]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "polling_interval: 5m\n",
+            "polling_interval: not a known setting; did you mean poll_interval?",
+        ),
+        ("devin:\n  time_out: 5s\n", "devin.time_out: not a known setting; did you mean timeout?"),
+        (
+            "endpoints:\n  prs: {enable: true}\n",
+            "endpoints.prs.enable: not a known setting; did you mean enabled?",
+        ),
+        (
+            "endpoints:\n  session: {enabled: true}\n",
+            "endpoints.session: not a known setting; did you mean sessions?",
+        ),
+        (
+            "segments: [{name: a, user_id: [u]}]\n",
+            "segments[0].user_id: not a known setting; did you mean user_ids?",
+        ),
+        (
+            "web:\n  telemetry-path: /m\n",
+            "web.telemetry-path: not a known setting; did you mean telemetry_path?",
+        ),
+    ],
+)
+def test_a_misspelt_key_gets_the_nearest_known_key(tmp_path: Path, text: str, line: str) -> None:
+    message = config_error(write(tmp_path, MINIMAL + text))
+
+    assert [f"  {line}"] == message.splitlines()[1:]
+
+
+def test_an_unknown_key_far_from_any_lists_the_keys_of_its_section(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, MINIMAL + "log:\n  colour: true\n"))
+
+    assert ["  log.colour: not a known setting (known: level, format)"] == message.splitlines()[1:]
+
+
+def test_an_unknown_variable_gets_the_nearest_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVIN_EXPORTER_LOGS__LEVEL", "debug")
+
+    message = config_error(write(tmp_path, MINIMAL))
+
+    assert [
+        "  DEVIN_EXPORTER_LOGS__LEVEL: not a known setting; did you mean DEVIN_EXPORTER_LOG?"
+    ] == message.splitlines()[1:]
+
+
 # The check-config command.
+
+
+def test_check_config_of_the_shipped_example_fails_only_on_its_missing_key_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The example validates once its three key files exist; all three are named at once."""
+    if Path("/etc/devin-exporter").exists():
+        pytest.skip("this machine has /etc/devin-exporter: the key files may exist")
+    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
+
+    status = cli.main(["check-config", "--config", str(example)])
+
+    keys = "/etc/devin-exporter"
+    no_file = "No such file or directory"
+    expected = [
+        f"devin-exporter: invalid configuration in {example} "
+        "(or its DEVIN_EXPORTER_* environment overrides):",
+        f"  devin.service_user_key_file: cannot read {keys}/service-user.key: {no_file}",
+        f"  devin.enterprise_key_file: cannot read {keys}/enterprise.key: {no_file}",
+        f"  organizations[1].service_user_key_file: cannot read {keys}/payments.key: {no_file}",
+    ]
+    assert (2, expected) == (status, capsys.readouterr().err.splitlines())
 
 
 def test_check_config_returns_0_for_a_valid_file(
@@ -515,7 +689,7 @@ def test_a_key_file_that_cannot_be_a_header_value_is_refused_naming_the_file(
 
     message = config_error(path)
 
-    assert f"devin: service_user_key_file: {key_file} {reason}" in message
+    assert f"devin.service_user_key_file: {key_file} {reason}" in message
     assert SECRET not in message
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -10,8 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
-from conftest import ROOT, ExporterProcess
+from conftest import ROOT, ExporterProcess, stop_process, wait_for_line
 from scrape import families, label_values, parse, value
 
 from exporter import __version__
@@ -62,10 +64,11 @@ def test_full_run_serves_every_family_and_never_logs_a_key(
         assert key not in page
 
 
-def test_once_prints_the_exposition_and_exits_0_when_every_target_answers() -> None:
-    result = subprocess.run(
-        [*CLI, "once", "--demo"], capture_output=True, text=True, timeout=60, check=False
-    )
+@pytest.mark.parametrize("argv", [["once", "--demo"], ["--demo", "once"]])
+def test_once_prints_the_exposition_and_exits_0_when_every_target_answers(
+    argv: list[str],
+) -> None:
+    result = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60, check=False)
     assert 0 == result.returncode, result.stderr
     series = parse(result.stdout)
     assert 3 == len(label_values(series, "devin_sessions_created", "org"))
@@ -102,6 +105,62 @@ def test_once_exits_1_when_a_target_fails(tmp_path: Path) -> None:
     assert "cog_x" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "{config}", "check-config"],
+        ["check-config", "--config", "{config}"],
+        ["--log.format", "json", "check-config", "--config", "{config}", "--log.level", "debug"],
+    ],
+)
+def test_check_config_takes_its_flags_before_or_after_the_command(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("devin: {service_user_key: cog_x}\norganizations: [{id: org-a}]\n")
+
+    result = subprocess.run(
+        [*CLI, *(a.format(config=config) for a in argv)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert (0, f"{config}: configuration is valid\n", "") == (
+        result.returncode,
+        result.stdout,
+        result.stderr,
+    )
+
+
+def test_check_config_reports_every_error_in_one_run_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    missing = tmp_path / "missing.key"
+    config.write_text(
+        f"devin:\n  service_key: cog_secret_x\n  service_user_key_file: {missing}\n"
+        "organizations: [{id: org-a}]\npol_interval: 5m\n"
+    )
+
+    result = subprocess.run(
+        [*CLI, "--config", str(config), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert 2 == result.returncode
+    assert [
+        f"devin-exporter: invalid configuration in {config} "
+        "(or its DEVIN_EXPORTER_* environment overrides):",
+        f"  devin.service_user_key_file: cannot read {missing}: No such file or directory",
+        "  devin.service_key: not a known setting; did you mean service_user_key?",
+        "  pol_interval: not a known setting; did you mean poll_interval?",
+    ] == result.stderr.splitlines()
+    assert "cog_secret_x" not in result.stderr
+
+
 def test_daemon_exits_2_on_a_bad_config_and_names_key_and_file(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("devin:\n  timeout: soon\norganizations: [{id: org-a}]\n")
@@ -124,11 +183,14 @@ def test_demo_mode_listens_where_told_and_stops_on_sigint(tmp_path: Path) -> Non
         )
     try:
         deadline = time.monotonic() + 20
-        while not (match := re.search(r"event=started .*address=(\S+)", log_path.read_text())):
+        while not (match := re.search(r"event=started .*address=(\S+).*", log_path.read_text())):
             assert process.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
         url = match.group(1)
+        port = url.rsplit(":", 1)[1]
+        assert f"bound=127.0.0.1:{port} " in match.group(0)
+        assert "poll_interval_seconds=60.0 intervals=sessions:1m," in match.group(0)
         while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -141,3 +203,31 @@ def test_demo_mode_listens_where_told_and_stops_on_sigint(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_flags_override_the_config_file_in_the_daemon(tmp_path: Path) -> None:
+    """--log.* and --web.* beat the file: JSON logs at info, metrics on another path."""
+    config = tmp_path / "config.yaml"
+    config.write_text("log: {level: warning, format: logfmt}\nweb: {telemetry_path: /metrics}\n")
+    log_path = tmp_path / "exporter.log"
+    command = [*CLI, "--demo", "--config", str(config), "--web.listen-address", "127.0.0.1:0"]
+    command += ["--web.telemetry-path", "/probe/metrics", "--log.format", "json"]
+    command += ["--log.level", "info"]
+    with log_path.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = json.loads(wait_for_line(log_path, r'\{[^\n]*"event": "started"[^\n]*', process)[0])
+        assert ("/probe/metrics", line["address"].removeprefix("http://")) == (
+            line["telemetry_path"],
+            line["bound"],
+        )
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{line['address']}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        metrics = httpx.get(f"{line['address']}/probe/metrics", timeout=5)
+        assert 200 == metrics.status_code
+        assert 3 == len(label_values(parse(metrics.text), "devin_org_info", "org"))
+        assert 404 == httpx.get(f"{line['address']}/metrics", timeout=5).status_code
+    finally:
+        stop_process(process)

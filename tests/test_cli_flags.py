@@ -1,0 +1,155 @@
+"""The command line: global flags before or after the command, and what they override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from exporter import cli
+from exporter.config import load_settings
+
+MINIMAL = "devin: {service_user_key: cog_x}\norganizations: [{id: org-a}]\n"
+FLAGS = [
+    "--web.listen-address",
+    "127.0.0.1:0",
+    "--web.telemetry-path",
+    "/probe/metrics",
+    "--log.level",
+    "debug",
+    "--log.format",
+    "json",
+    "--shard",
+    "1/3",
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep DEVIN_EXPORTER_* variables of the developer's shell out of these tests."""
+    for name in list(os.environ):
+        if name.startswith("DEVIN_EXPORTER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(MINIMAL, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["check-config", "once"])
+def test_global_flags_mean_the_same_before_and_after_the_command(
+    config: Path, command: str
+) -> None:
+    before = cli.parse_args(["--config", str(config), *FLAGS, "--demo", command])
+    after = cli.parse_args([command, "--config", str(config), *FLAGS, "--demo"])
+
+    expected = {
+        "web": {"listen_address": "127.0.0.1:0", "telemetry_path": "/probe/metrics"},
+        "log": {"level": "debug", "format": "json"},
+        "sharding": {"index": 1, "count": 3},
+    }
+    assert (config, True, expected) == (before.config, before.demo, cli.overrides_of(before))
+    assert (config, True, expected) == (after.config, after.demo, cli.overrides_of(after))
+
+
+def test_a_flag_given_on_both_sides_of_the_command_takes_the_later_value() -> None:
+    args = cli.parse_args(["--log.level", "error", "check-config", "--log.level", "debug"])
+
+    assert {"log": {"level": "debug"}} == cli.overrides_of(args)
+
+
+def test_no_flag_is_no_override() -> None:
+    for argv in ([], ["check-config"], ["once"]):
+        args = cli.parse_args(argv)
+        assert ({}, None, False) == (cli.overrides_of(args), args.config, args.demo)
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        MINIMAL + "web: {telemetry_path: /m, listen_address: ':9100'}\n"
+        "log: {level: warning, format: logfmt}\n",
+        encoding="utf-8",
+    )
+    args = cli.parse_args(["--web.telemetry-path", "/probe", "--log.format", "json"])
+
+    settings = load_settings(path, **cli.overrides_of(args))
+
+    assert ("/probe", ":9100") == (settings.web.telemetry_path, settings.web.listen_address)
+    assert ("warning", "json") == (settings.log.level, settings.log.format)
+
+
+def test_telemetry_path_defaults_to_metrics(config: Path) -> None:
+    assert "/metrics" == load_settings(config).web.telemetry_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--web.telemetry-path", "/healthz"], "'/healthz' is served by the exporter itself"),
+        (["--web.telemetry-path", "metrics"], "'metrics' is not a URL path"),
+        (["--web.listen-address", "localhost"], "'localhost' is not host:port"),
+        (["--log.level", "trace"], "invalid choice: 'trace'"),
+        (["--log.format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_a_bad_flag_is_a_usage_error_naming_the_flag(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for position in ([*argv, "check-config"], ["check-config", *argv]):
+        with pytest.raises(SystemExit) as exited:
+            cli.parse_args(position)
+        assert 2 == exited.value.code
+        err = capsys.readouterr().err
+        assert f"argument {argv[0]}: {reason}" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "{config}", "check-config"],
+        ["check-config", "--config", "{config}"],
+        ["--log.level", "debug", "check-config", "--config", "{config}"],
+    ],
+)
+def test_check_config_takes_the_config_before_or_after_the_command(
+    config: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main([a.format(config=config) for a in argv])
+
+    assert (0, f"{config}: configuration is valid\n") == (status, capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--config", "{config}", "once", "--explain"], ["once", "--explain", "--config", "{config}"]],
+)
+def test_once_explain_takes_the_config_before_or_after_the_command(
+    config: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main([a.format(config=config) for a in argv])
+
+    out = capsys.readouterr().out
+    assert 0 == status
+    assert "v3_org_sessions  org-a" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--demo", "check-config"], "check-config checks a config file; --demo needs none"),
+        (["check-config", "--demo"], "check-config checks a config file; --demo needs none"),
+        (["--demo", "once", "--explain"], "--explain takes a config"),
+        (["--config", "x.yaml", "demo-api"], "demo-api takes only its own flags"),
+        (["--log.level", "debug", "demo-api"], "demo-api takes only its own flags"),
+    ],
+)
+def test_a_flag_that_would_do_nothing_is_refused(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert 2 == cli.main(argv)
+    assert reason in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""The builder's own logic: the demo's settings and what the start-up log states."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from exporter import main
+from exporter.config import Settings
+from exporter.demo.app import DemoAccount
+from exporter.polling.targets import Target
+
+
+@pytest.fixture(autouse=True)
+def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep DEVIN_EXPORTER_* variables of the developer's shell out of these tests."""
+    for name in list(os.environ):
+        if name.startswith("DEVIN_EXPORTER_"):
+            monkeypatch.delenv(name)
+
+
+def demo(overrides: dict[str, Any]) -> Settings:
+    return main.demo_settings(None, overrides, DemoAccount.generate(3), "http://127.0.0.1:1")
+
+
+def test_the_demo_binds_loopback_by_default() -> None:
+    assert "127.0.0.1:9877" == demo({}).web.listen_address
+
+
+def test_the_demo_binds_where_the_listen_address_flag_says() -> None:
+    assert ":0" == demo({"web": {"listen_address": ":0"}}).web.listen_address
+
+
+def test_another_web_flag_keeps_the_demo_on_loopback() -> None:
+    settings = demo({"web": {"telemetry_path": "/probe"}})
+
+    assert ("127.0.0.1:9877", "/probe") == (
+        settings.web.listen_address,
+        settings.web.telemetry_path,
+    )
+
+
+def test_the_demo_polls_every_group_at_the_pace_its_log_states() -> None:
+    settings = demo({})
+
+    groups = {group: settings.interval_of(group) for group in type(settings.endpoints).model_fields}
+    assert {60.0} == set(groups.values())
+    assert 60.0 == settings.poll_interval
+
+
+def target(endpoint: str, org: str, interval_seconds: float) -> Target:
+    return Target(endpoint, org, SecretStr("cog_x"), interval_seconds)
+
+
+def test_intervals_name_each_polled_group_once_with_its_own_interval() -> None:
+    targets = [
+        target("v3_org_sessions", "org-a", 300.0),
+        target("v3_org_sessions", "org-b", 300.0),
+        target("v3_enterprise_org_consumption_daily", "org-c", 3600.0),  # a twin: its group
+        target("v3_enterprise_consumption_cycles", "", 6 * 3600.0),
+    ]
+
+    assert "sessions:5m,consumption:1h,billing_cycles:6h" == main.intervals(targets)
+
+
+def test_intervals_of_no_target_is_empty() -> None:
+    assert "" == main.intervals([])
