@@ -226,6 +226,13 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section() ->
         assert name.lower() in anchors, f"docs/runbook.md has no section '## {name}'"
 
 
+def test_devin_data_stale_reads_each_endpoints_poll_interval_not_a_constant() -> None:
+    """An hourly group must not alert after 15 minutes, nor a config change need a rule edit."""
+    [stale] = [alert for alert in alerts() if alert["alert"] == "DevinDataStale"]
+    assert "devin_exporter_poll_interval_seconds" in stale["expr"]
+    assert [] == re.findall(r"\b\d{2,}\b", stale["expr"])
+
+
 def test_rule_files_use_only_documented_metrics() -> None:
     documented = documented_metrics()
     for rule in rules():
@@ -699,7 +706,7 @@ def test_kubernetes_config_is_a_valid_exporter_config(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(_point_key_files_at(tmp_path, text))
     settings = load_settings(path)
-    assert 300 == settings.poll_interval  # the 300 in DevinDataStale's expression
+    assert 300 == settings.poll_interval  # the 15-minute line of the dashboard's staleness panel
 
 
 def test_systemd_config_is_valid_with_the_units_credentials(

@@ -15,6 +15,9 @@ from prometheus_client import (
 
 from exporter.devin.client import REASONS
 
+# What the client retries: the `reason` label of devin_exporter_api_retries_total.
+RETRY_REASONS = ("timeout", "connection", "rate_limited", "server_error")
+
 # `*_created` series double the exporter's own series in the text format and no query here
 # needs them. The switch is process-wide and only ever set one way, so tests need no reset.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -24,7 +27,11 @@ _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Instruments:
-    """Counts what the client and the poller do; every known label set starts at 0."""
+    """Counts what the client and the poller do.
+
+    Series labelled by endpoint only start at 0; those labelled by organisation
+    (`poll_errors`) start at their first count.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.version = 0  # bumped on every change, so a rendering can be reused until then
@@ -73,17 +80,22 @@ class Instruments:
         )
 
     def start_at_zero(self, targets: Iterable[tuple[str, str]]) -> None:
-        """Create every (endpoint, org) series so rate() works from the first scrape."""
+        """Create the per-endpoint series at 0, so rate() works on them from the first scrape.
+
+        Only the series labelled by endpoint: their number grows with the endpoints polled,
+        not with the organisations. A target's `poll_errors` series appear on its first
+        error of each reason instead; pre-setting every reason for every target made them
+        most of the exporter's output at 100 organisations (docs/metrics.md, "Error
+        reasons", says what that costs a query).
+        """
         self.version += 1
-        for endpoint, org in targets:
+        for endpoint in sorted({endpoint for endpoint, _ in targets}):
             self.poll_duration.labels(endpoint)
-            for reason in ("timeout", "connection", "rate_limited", "server_error"):
+            for reason in RETRY_REASONS:
                 self.api_retries.labels(endpoint, reason)
-            for reason in REASONS:
-                self.poll_errors.labels(endpoint, org, reason)
 
     def forget(self, targets: Iterable[tuple[str, str]]) -> None:
-        """Drop the series of targets a reload removed."""
+        """Drop the error series of targets a reload removed (those that have any)."""
         self.version += 1
         for endpoint, org in targets:
             for reason in REASONS:

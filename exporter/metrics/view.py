@@ -17,14 +17,15 @@ from exporter.polling.targets import Target
 
 _Value = TypeVar("_Value", bound=BaseModel)
 
-_CACHED = (
-    " Polled in the background (every poll_interval, or its endpoint group's interval) and"
-    " cached; the window label is the period that ends at the last successful poll."
-)
-
 
 def gauge(name: str, help_text: str, labels: list[str]) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, help_text + _CACHED, labels=labels)
+    """A gauge family of polled values.
+
+    Its HELP says what the value is, in a line; that every such value is polled in the
+    background and cached, and what `window` covers, is said once in docs/metrics.md
+    rather than in every family of every scrape.
+    """
+    return GaugeMetricFamily(name, help_text, labels=labels)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from scrape import label_values, names, parse, value
 
 from exporter import main
 from exporter.demo.faults import Fault, PlanEntry
-from exporter.devin.client import REASONS
 from exporter.devin.models import KNOWN_ORIGINS, KNOWN_SIZES
 from exporter.devin.table import rfc3339
 from exporter.polling.targets import Target
@@ -147,14 +146,8 @@ async def test_exporter_health_series(
                 org=t.org,
                 window=window,
             )
-            for reason in REASONS:
-                assert 0 == value(
-                    series,
-                    "devin_exporter_poll_errors_total",
-                    endpoint=t.endpoint,
-                    org=t.org,
-                    reason=reason,
-                )
+    # Error series appear with a target's first error of a reason, not before.
+    assert "devin_exporter_poll_errors_total" not in {name for name, _ in series}
     v3_requests = len(demo.account.orgs) * len(WINDOWS)
     assert v3_requests == value(
         series, "devin_exporter_api_requests_total", endpoint="v3_org_sessions", code="200"

@@ -28,7 +28,7 @@ class ActiveUserCollector(ViewCollector):
         latest = GaugeMetricFamily(
             "devin_active_users_latest",
             "Active users in the last complete UTC day, week (from Monday) or month, by "
-            "period (v3 dau/wau/mau). Polled in the background and cached.",
+            "period (v3 dau/wau/mau).",
             labels=["org", "period"],
         )
         for target, window, a in self._view.fresh(ActiveUsers):

@@ -25,14 +25,12 @@ class ConsumptionCollector(ViewCollector):
             "devin_acus_consumed",
             "ACUs consumed by product, in billing days (from 08:00 UTC): today is the current "
             "day so far, cycle the billing cycle so far, and N whole days (24h, 7d, 30d) the N "
-            "complete days before today; other windows are left out (v3). Polled in the "
-            "background and cached.",
+            "complete days before today; other windows are left out (v3).",
             labels=["org", "window", "product"],
         )
         cycle = GaugeMetricFamily(
             "devin_billing_cycle_acus_consumed",
-            "ACUs consumed since the current billing cycle began (v3). Polled in the "
-            "background and cached.",
+            "ACUs consumed since the current billing cycle began (v3).",
             labels=["org"],
         )
         start = GaugeMetricFamily(
