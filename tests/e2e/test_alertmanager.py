@@ -39,12 +39,9 @@ from test_deploy import (
 from test_prometheus_stack import (
     ALERT_WITHIN_SECONDS,
     DATA_WITHIN_SECONDS,
-    RECORDING_RULES,
-    Prometheus,
-    alerts_with_short_for,
     first_org,
     free_port,
-    require_prometheus,
+    prometheus_scraping,
     wait_for,
 )
 
@@ -215,71 +212,6 @@ def alertmanager(config: dict[str, Any], tmp_path: Path) -> Iterator[str]:
         stop_process(process)
 
 
-@contextmanager
-def prometheus_alerting(
-    exporter: ExporterProcess, alertmanager_url: str, tmp_path: Path
-) -> Iterator[Prometheus]:
-    """test_prometheus_stack's Prometheus (1 s scrapes and evaluations, `for:` 2 s), sending
-    its alerts to `alertmanager_url`; yields once it has scraped the exporter."""
-    binary = require_prometheus()
-    target = urlsplit(exporter.url if "//" in exporter.url else f"http://{exporter.url}")
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RECORDING_RULES), str(alerts_with_short_for(tmp_path))],
-        "alerting": {
-            "alertmanagers": [
-                {"static_configs": [{"targets": [urlsplit(alertmanager_url).netloc]}]}
-            ]
-        },
-        "scrape_configs": [
-            {
-                "job_name": "devin-exporter",  # the job name the alerts expect
-                "scheme": target.scheme,
-                "static_configs": [{"targets": [target.netloc]}],
-            }
-        ],
-    }
-    config_path = tmp_path / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
-    log_path = tmp_path / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                # Each alert's generatorURL (by default the machine's host name).
-                f"--web.external-url=http://127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    try:
-        with httpx.Client(timeout=5) as client:
-            server = Prometheus(f"http://127.0.0.1:{port}", client, log_path)
-
-            def ready() -> bool:
-                assert process.poll() is None, f"prometheus exited:\n{server.log()}"
-                try:
-                    return client.get(f"{server.url}/-/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            def scraped() -> bool:
-                up = server.query('up{job="devin-exporter"}')
-                return ["1"] == [s["value"][1] for s in up]
-
-            # Until ready, the API answers 503 "Service Unavailable", not JSON.
-            wait_for("prometheus ready", ready, DATA_WITHIN_SECONDS)
-            wait_for("the exporter scraped", scraped, DATA_WITHIN_SECONDS)
-            yield server
-    finally:
-        stop_process(process)
-
-
 # --- what a receiver is sent --------------------------------------------------------------
 
 
@@ -310,7 +242,9 @@ async def test_a_failing_target_reaches_the_receiver_firing_then_resolved(
         config = alertmanager_config(webhook_url)
         async with (
             in_thread(alertmanager(config, tmp_path)) as alertmanager_url,
-            in_thread(prometheus_alerting(demo_exporter, alertmanager_url, tmp_path)) as prom,
+            in_thread(
+                prometheus_scraping(demo_exporter, tmp_path, alertmanager_url=alertmanager_url)
+            ) as prom,
         ):
             org = await asyncio.to_thread(first_org, prom)
             # Only this target's alert is looked at: on a loaded machine another target's

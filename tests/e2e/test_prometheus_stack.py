@@ -125,11 +125,14 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus_scraping(exporter: ExporterProcess, tmp_path: Path) -> Iterator[Prometheus]:
-    """Prometheus scraping `exporter` every second with both rule files, until the block ends."""
+def prometheus_scraping(
+    exporter: ExporterProcess, tmp_path: Path, *, alertmanager_url: str | None = None
+) -> Iterator[Prometheus]:
+    """Prometheus scraping `exporter` every second with both rule files (every `for:` 2 s),
+    until the block ends; with `alertmanager_url`, it sends its alerts there."""
     binary = require_prometheus()
     target = urlsplit(exporter.url if "//" in exporter.url else f"http://{exporter.url}")
-    config = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RECORDING_RULES), str(alerts_with_short_for(tmp_path))],
         "scrape_configs": [
@@ -141,6 +144,9 @@ def prometheus_scraping(exporter: ExporterProcess, tmp_path: Path) -> Iterator[P
             }
         ],
     }
+    if alertmanager_url is not None:
+        alertmanager = {"static_configs": [{"targets": [urlsplit(alertmanager_url).netloc]}]}
+        config["alerting"] = {"alertmanagers": [alertmanager]}
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
@@ -152,6 +158,8 @@ def prometheus_scraping(exporter: ExporterProcess, tmp_path: Path) -> Iterator[P
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
+                # Each alert's generatorURL (by default the machine's host name).
+                f"--web.external-url=http://127.0.0.1:{port}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
