@@ -244,6 +244,18 @@ class EndpointSettings(_Section):
     interval: Seconds | None = Field(default=None, ge=1)
 
 
+class SessionsLiveSettings(EndpointSettings):
+    """Live session state (opt-in): the session list, read incrementally every minute.
+
+    `lookback` bounds what is listed and kept: a session not updated for that long is no
+    longer counted as active, and a first poll (or a restart) reads that far back.
+    """
+
+    enabled: bool = False
+    interval: Seconds | None = Field(default=60.0, ge=1)
+    lookback: Seconds = Field(default=86400.0, ge=300, le=31 * 86400)
+
+
 def _opt_in() -> Any:
     return Field(default_factory=lambda: EndpointSettings(enabled=False))
 
@@ -266,6 +278,8 @@ class EndpointsSettings(_Section):
     sessions_by_category: EndpointSettings = _opt_in()
     billing_cycles: EndpointSettings = _opt_in()
     usage: EndpointSettings = _opt_in()  # Devin's usage summary (metrics/usage)
+    # Sessions running or waiting now (the session list; ViewOrgSessions).
+    sessions_live: SessionsLiveSettings = SessionsLiveSettings()
 
     # Slow-changing groups poll less often unless told otherwise (seconds).
     DEFAULT_INTERVALS: ClassVar[dict[str, float]] = {

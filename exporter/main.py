@@ -198,6 +198,7 @@ class Runtime:
         self.exposition.stale_after_seconds = effective.stale_after_seconds
         targets = build_targets(effective)
         self.client.retain_keys([t.key for t in targets])
+        self.poller.sessions_lookback_seconds = effective.endpoints.sessions_live.lookback
         self.poller.reconfigure(targets, list(effective.windows))
 
     async def close(self) -> None:
@@ -238,6 +239,7 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         list(settings.windows),
         instruments,
         clock=clock,
+        sessions_lookback_seconds=settings.endpoints.sessions_live.lookback,
     )
     exposition = Exposition(
         poller,

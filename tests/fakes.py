@@ -73,6 +73,7 @@ class FakeDevin:
         key: SecretStr,
         *,
         page_size: int = 100,
+        call: Call | None = None,
     ) -> list[Item]:
         raise NotImplementedError(endpoint.name)
 

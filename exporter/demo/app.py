@@ -32,12 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from exporter.demo.data import (
     CATEGORIES,
     DayConsumption,
+    LiveSession,
     OrgModel,
     Period,
     PullRequests,
     Totals,
     billing_cycles,
     billing_days,
+    live_sessions,
     periods,
     segment_prs,
     segment_totals,
@@ -180,6 +182,47 @@ def _session_body(totals: Totals) -> dict[str, Any]:
         "sessions_with_merged_prs_by_size": totals.merged_by_size,
         "avg_acus_per_session": totals.average_acus,
     }
+
+
+def _session_item(session: LiveSession) -> dict[str, Any]:
+    """A demo session as the list's SessionResponse."""
+    return {
+        "session_id": session.session_id,
+        "org_id": session.org_id,
+        "url": f"https://app.devin.ai/sessions/{session.session_id}",
+        "status": session.status,
+        "status_detail": session.status_detail,
+        "origin": session.origin,
+        "acus_consumed": session.acus_consumed,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "pull_requests": [],
+        "tags": ["demo"],
+        "title": "Demo session",
+        "user_id": "user-demo",
+        "is_archived": False,
+    }
+
+
+def _session_wanted(request: web.Request, session: LiveSession) -> bool:
+    """Whether a session passes the list's filters (the bounds are inclusive)."""
+    query = request.query
+    for name, value in (("created", session.created_at), ("updated", session.updated_at)):
+        after, before = query.get(f"{name}_after"), query.get(f"{name}_before")
+        if (after is not None and value < int(after)) or (
+            before is not None and value > int(before)
+        ):
+            return False
+    wanted = {
+        "session_ids": session.session_id,
+        "origins": session.origin or "",
+        "playbook_id": "",  # no demo session runs a playbook or a schedule
+        "schedule_id": "",
+    }
+    for name, text in wanted.items():
+        if name in query and text not in query.getall(name):
+            return False
+    return "tags" not in query or "demo" in query.getall("tags")
 
 
 def _problem(status: int, title: str, detail: str) -> web.Response:
@@ -519,6 +562,8 @@ class DemoAPI:
             "v3_enterprise_org_usage": self._v3_ent_org_usage,
             "v3_enterprise_consumption_cycles": self._v3_ent_cycles,
             "v3_enterprise_organizations": self._v3_ent_organizations,
+            "v3_org_sessions_list": self._v3_org_session_list,
+            "v3_enterprise_sessions_list": self._v3_ent_session_list,
             "v2_enterprise_sessions": self._v2_sessions,
             "v2_enterprise_prs": self._v2_prs,
             "v2_enterprise_consumption_daily": self._v2_consumption,
@@ -848,6 +893,25 @@ class DemoAPI:
             for o in sorted(self.account.orgs, key=lambda o: o.id)
         ]
         return _cursor_page(ask.request, "org", rows)
+
+    # The session lists (v3): every session of the last days, as it stands now.
+
+    def _v3_org_session_list(self, ask: Ask) -> Body:
+        return self._session_list(ask.request, [ask.org_id])
+
+    def _v3_ent_session_list(self, ask: Ask) -> Body:
+        return self._session_list(ask.request, self._ids(ask.org_ids))
+
+    def _session_list(self, request: web.Request, org_ids: list[str]) -> Body:
+        """The sessions of `org_ids` that pass the request's filters, by creation then id."""
+        now = self._clock()
+        rows = [
+            (f"{s.created_at:012d}:{s.session_id}", _session_item(s))
+            for org_id in org_ids
+            for s in live_sessions(org_id, now)
+            if _session_wanted(request, s)
+        ]
+        return _cursor_page(request, "session", sorted(rows, key=lambda row: row[0]))
 
     # Devin's enterprise endpoints (v2).
 

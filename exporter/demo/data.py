@@ -424,3 +424,96 @@ def segment_totals(totals: Totals, segment_key: str) -> Totals:
         merged_by_size=merged_by_size,
         average_acus=totals.average_acus if created else 0.0,
     )
+
+
+# Live sessions: every organisation starts a session every LIVE_SESSION_EVERY_SECONDS
+# (at an offset of its own), and session k follows script k % len(LIVE_SCRIPTS) from its
+# creation: (status, status_detail, seconds in that state); a last state lasts forever.
+LIVE_SESSION_EVERY_SECONDS = 900
+LIVE_HISTORY_SECONDS = 3 * 86400
+LiveStep = tuple[str, str | None, float]
+LIVE_SCRIPTS: tuple[tuple[LiveStep, ...], ...] = (
+    (
+        ("new", None, 30),
+        ("running", "working", 1200),
+        ("running", "finished", 60),
+        ("exit", None, 0),
+    ),
+    (
+        ("new", None, 30),
+        ("running", "working", 600),
+        ("running", "waiting_for_user", 2400),
+        ("running", "working", 900),
+        ("exit", None, 0),
+    ),
+    (("claimed", None, 60), ("running", "working", 900), ("error", None, 0)),
+    (
+        ("new", None, 30),
+        ("running", "waiting_for_approval", 300),
+        ("running", "working", 3000),
+        ("exit", None, 0),
+    ),
+    (("new", None, 30), ("running", "working", 1800), ("suspended", "inactivity", 0)),
+    (("new", None, 30), ("running", "working", 5400), ("exit", None, 0)),
+    (("new", None, 30), ("running", "working", 600), ("suspended", "out_of_credits", 0)),
+    (("new", None, 30), ("running", "waiting_for_user", 7200), ("exit", None, 0)),
+)
+_LIVE_ORIGINS = ("webapp", "slack", "api", "linear", "jira", None)
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """One demo session as it stands at some moment."""
+
+    session_id: str
+    org_id: str
+    created_at: int
+    updated_at: int
+    status: str
+    status_detail: str | None
+    origin: str | None
+    acus_consumed: float
+
+
+def _live_offset(org_id: str) -> int:
+    digest = hashlib.sha256(f"live:{org_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % LIVE_SESSION_EVERY_SECONDS
+
+
+def live_session(org_id: str, k: int, now: float) -> LiveSession | None:
+    """Session k of `org_id` as it stands at `now` (None before it is created)."""
+    created = k * LIVE_SESSION_EVERY_SECONDS + _live_offset(org_id)
+    if created > now:
+        return None
+    script = LIVE_SCRIPTS[k % len(LIVE_SCRIPTS)]
+    began, worked = float(created), 0.0
+    for index, (status, detail, seconds) in enumerate(script):
+        last = index == len(script) - 1
+        if last or now < began + seconds:
+            if status == "running":
+                worked += now - began
+            return LiveSession(
+                session_id=f"devin-{org_id}-{k}",
+                org_id=org_id,
+                created_at=created,
+                updated_at=int(began),
+                status=status,
+                status_detail=detail,
+                origin=_LIVE_ORIGINS[k % len(_LIVE_ORIGINS)],
+                acus_consumed=round(worked / 600.0, 2),
+            )
+        if status == "running":
+            worked += seconds
+        began += seconds
+    raise AssertionError("unreachable: a script's last state lasts forever")
+
+
+def live_sessions(org_id: str, now: float) -> list[LiveSession]:
+    """The sessions of `org_id` created in the last LIVE_HISTORY_SECONDS, oldest first."""
+    first = max(
+        0,
+        math.ceil((now - LIVE_HISTORY_SECONDS - _live_offset(org_id)) / LIVE_SESSION_EVERY_SECONDS),
+    )
+    last = math.floor((now - _live_offset(org_id)) / LIVE_SESSION_EVERY_SECONDS)
+    found = (live_session(org_id, k, now) for k in range(first, last + 1))
+    return [s for s in found if s is not None]

@@ -159,8 +159,10 @@ class DevinAPI(Protocol):
         key: SecretStr,
         *,
         page_size: int = 100,
+        call: Call | None = None,
     ) -> list[_Item]:
-        """Every item of a paginated list, all pages, in the order the API lists them."""
+        """Every item of a paginated list, all pages, in the order the API lists them;
+        `call` names the path's parameters and any filters besides the page's own."""
         ...
 
 
@@ -220,8 +222,11 @@ class DevinClient:
         key: SecretStr,
         *,
         page_size: int = 100,
+        call: Call | None = None,
     ) -> list[_Item]:
         """Every item of a paginated list: `first`/`after` (v3) or `skip`/`limit` (v2).
+
+        `call` holds the path's parameters and the filters every page is asked with.
 
         A repeated cursor, a page that does not advance, or more than MAX_PAGES pages is
         an `invalid_response`: a broken (or hostile) list, not a big one.
@@ -230,16 +235,16 @@ class DevinClient:
             raise ValueError(f"page_size must be 1 to 200, not {page_size}")
         if endpoint.pagination == "offset":
             return await self._offset_pages(endpoint, key, page_size)
-        return await self._cursor_pages(endpoint, key, page_size)
+        return await self._cursor_pages(endpoint, key, page_size, call or Call())
 
     async def _cursor_pages(
-        self, endpoint: Endpoint[Any], key: SecretStr, page_size: int
+        self, endpoint: Endpoint[Any], key: SecretStr, page_size: int, call: Call
     ) -> list[Any]:
         found: list[Any] = []
         seen: set[str] = set()
-        params: dict[str, Any] = {"first": page_size}
+        params: dict[str, Any] = {**call.params, "first": page_size}
         for _ in range(MAX_PAGES):
-            page = await self.fetch(endpoint, key, Call(params=dict(params)))
+            page = await self.fetch(endpoint, key, Call(call.path, dict(params)))
             found.extend(page.items)
             if not page.has_next_page:
                 return found

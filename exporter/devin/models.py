@@ -330,6 +330,34 @@ class OrganizationSummary(_Response):
         return _unix_seconds(value)
 
 
+# A status, status detail or origin becomes a label value: unknown ones pass through,
+# cut to this length so that a hostile body cannot make long label values.
+LABEL_VALUE_MAX = 64
+
+
+def _label_value(value: Any) -> Any:
+    return value[:LABEL_VALUE_MAX] if isinstance(value, str) else value
+
+
+class SessionItem(_Response):
+    """One `SessionResponse` of `GET /v3/{organizations/{org_id},enterprise}/sessions`: only
+    the fields the exporter reads (ids, users, titles and tags never become labels)."""
+
+    session_id: _Id
+    org_id: Annotated[str, Field(max_length=128)]
+    status: Annotated[str, Field(min_length=1)]
+    status_detail: str | None = None
+    origin: str | None = None
+    acus_consumed: Acus
+    created_at: UnixSeconds
+    updated_at: UnixSeconds
+
+    @field_validator("status", "status_detail", "origin", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return _label_value(value)
+
+
 class CursorPage(_Response, Generic[_Item]):
     """One page of a v3 list: `first`/`after` in, `end_cursor` out while `has_next_page`."""
 

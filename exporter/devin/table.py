@@ -26,6 +26,7 @@ from exporter.devin.models import (
     OrganizationSummary,
     PrMetrics,
     SearchMetrics,
+    SessionItem,
     SessionMetrics,
     SessionsByCategory,
     UsageMetrics,
@@ -38,9 +39,10 @@ Scope = Literal["organization", "enterprise"]
 """Whose data an answer holds: one organisation's (by path or `org_ids`), or the enterprise's."""
 KeyKind = Literal["service_user", "enterprise_service_user", "enterprise_admin"]
 """`cog_` service user of an org, `cog_` service user with enterprise permissions, `apk_user_`."""
-Shape = Literal["window", "daily", "periods", "cycles", "list"]
+Shape = Literal["window", "daily", "periods", "cycles", "list", "live"]
 """How the poller asks: once per window; daily buckets once per poll; dau/wau/mau buckets;
-billing cycles (every page); a list followed page by page (discovery)."""
+billing cycles (every page); a list followed page by page (discovery); the session list
+followed incrementally from the previous poll (live session state)."""
 Pagination = Literal["none", "cursor", "offset"]
 
 ACTIVE_USER_PERIODS = ("dau", "wau", "mau")
@@ -139,6 +141,19 @@ _SESSION_FILTERS = frozenset({"user_ids", "service_user_ids", "playbook_id"})
 _ACTIVE_THRESHOLDS = frozenset({"min_sessions", "min_searches"})
 _ORG_IDS = frozenset({"org_ids"})
 _CURSOR = frozenset({"first", "after"})
+_SESSION_LIST = _CURSOR | frozenset(
+    {
+        "session_ids",
+        "created_after",
+        "created_before",
+        "updated_after",
+        "updated_before",
+        "tags",
+        "playbook_id",
+        "origins",
+        "schedule_id",
+    }
+)
 
 _ORG = "/v3/organizations/{org_id}"
 
@@ -236,6 +251,20 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "window",
         "usage",
         twin="v3_enterprise_org_usage",
+    ),
+    Endpoint(
+        "v3_org_sessions_list",
+        "v3",
+        f"{_ORG}/sessions",
+        "organization",
+        "service_user",
+        "ViewOrgSessions",
+        _SESSION_LIST,
+        CursorPage[SessionItem],
+        "live",
+        "sessions_live",
+        twin="v3_enterprise_sessions_list",
+        pagination="cursor",
     ),
     # Enterprise endpoints (v3): a service user with enterprise-level permissions. For an
     # org without a key of its own they answer for it through `org_ids` or the path.
@@ -383,6 +412,19 @@ ROWS: tuple[Endpoint[Any], ...] = (
         CursorPage[OrganizationSummary],
         "list",
         None,  # discovery
+        pagination="cursor",
+    ),
+    Endpoint(
+        "v3_enterprise_sessions_list",
+        "v3",
+        "/v3/enterprise/sessions",
+        "enterprise",
+        "enterprise_service_user",
+        "ViewAccountSessions",
+        _SESSION_LIST | _ORG_IDS,
+        CursorPage[SessionItem],
+        "live",
+        "sessions_live",
         pagination="cursor",
     ),
     # v2: an enterprise admin's personal key, for organisations no v3 key can see.

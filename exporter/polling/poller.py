@@ -18,6 +18,7 @@ from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
+from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, SessionSync
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
 from exporter.windows import Window
@@ -131,8 +132,12 @@ class Poller:
         instruments: Instruments,
         *,
         clock: Clock = time.time,
+        sessions_lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
     ) -> None:
         self._api = api
+        # Per target of the session list: what its earlier polls saw (counted once).
+        self._sessions: dict[Target, SessionSync] = {}
+        self.sessions_lookback_seconds = sessions_lookback_seconds
         self._instruments = instruments
         self._clock = clock
         self.targets: list[Target] = []
@@ -192,6 +197,7 @@ class Poller:
             if t in by_id and key_digest(by_id[t].key) == key_digest(t.key)
         }
         self._polled &= set(targets)
+        self._sessions = {t: s for t, s in self._sessions.items() if t in by_id}
         if not any(isinstance(s.value, BillingCycle) for s in self.samples.values()):
             self.billing_cycle = None  # billing cycles are no longer polled
         removed = [t for t in self.targets if t not in by_id]
@@ -289,7 +295,7 @@ class Poller:
         started = time.perf_counter()
         try:
             outcomes = await strategy_of(target.endpoint).fetch(
-                self._api, target, windows, Span(now, self.cycle_start(now))
+                self._api, target, windows, Span(now, self.cycle_start(now), self._sync(target))
             )
         except asyncio.CancelledError:
             if self._closing:
@@ -320,6 +326,15 @@ class Poller:
                 windows=",".join(failed),
                 reasons=",".join(sorted(set(failed.values()))),
             )
+
+    def _sync(self, target: Target) -> SessionSync | None:
+        """The target's session sync, for a session-list target (kept across polls and
+        reloads; a reload's new lookback applies from the next poll)."""
+        if ENDPOINTS[target.endpoint].shape != "live":
+            return None
+        sync = self._sessions.setdefault(target, SessionSync(self.sessions_lookback_seconds))
+        sync.lookback_seconds = self.sessions_lookback_seconds
+        return sync
 
     def _current_targets(self) -> set[Target]:
         return set(self.targets)

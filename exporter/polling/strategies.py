@@ -4,7 +4,8 @@ A `window` endpoint (sessions, PRs, searches, active users, usage) is asked once
 window. Bucketed endpoints are asked once per poll and every value is derived from the
 buckets, so their request count grows with organisations, not organisations x windows:
 daily consumption (one request from the earliest day needed), and active users per day,
-week and month (the last complete bucket of each). Billing cycles are one listing.
+week and month (the last complete bucket of each). Billing cycles are one listing. The
+session list (`live`) is one listing per poll, from where the previous one left off.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
 from exporter.devin.client import DevinAPI, DevinAPIError
-from exporter.devin.models import ActiveUsers, ActiveUsersSeries, DailyConsumption
-from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Endpoint, Shape
+from exporter.devin.models import (
+    ActiveUsers,
+    ActiveUsersSeries,
+    CursorPage,
+    DailyConsumption,
+    SessionItem,
+)
+from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Call, Endpoint, Shape
+from exporter.polling.live import SessionSync
 from exporter.polling.targets import Target
 from exporter.windows import DAY_SECONDS, Window, day_start
 
@@ -27,10 +35,12 @@ Outcome = BaseModel | DevinAPIError
 
 @dataclass(frozen=True)
 class Span:
-    """When a poll happens, and where the billing cycle began (for the `cycle` window)."""
+    """When a poll happens, where the billing cycle began (for the `cycle` window), and,
+    for the session list, what the target's earlier polls saw (None: a first poll)."""
 
     now: float
     cycle_start: float | None = None
+    sessions: SessionSync | None = None
 
     def start_of(self, window: Window) -> float:
         return window.start(self.now, self.cycle_start)
@@ -237,11 +247,41 @@ class Cycles:
         return {CURRENT.label: max(current, key=lambda cycle: cycle.start)}
 
 
+LIVE = Window(0.0, "live")
+# Sessions per page of the list: the most the contract allows, for the fewest requests.
+SESSION_PAGE_SIZE = 200
+
+
+class LiveList:
+    """The session list: one listing per poll (every page counts as one request in the
+    plan), updated since the previous poll, folded into the target's `SessionSync`."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return [LIVE]
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return 1
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        sync = span.sessions if span.sessions is not None else SessionSync()
+        row = cast(Endpoint[CursorPage[SessionItem]], ENDPOINTS[target.endpoint])
+        try:
+            org = row.call(target.org)
+            call = Call(org.path, {**org.params, "updated_after": sync.updated_after(span.now)})
+            items = await api.pages(row, target.key, page_size=SESSION_PAGE_SIZE, call=call)
+        except DevinAPIError as err:
+            return {LIVE.label: err}
+        return {LIVE.label: sync.apply(items, span.now)}
+
+
 STRATEGIES: dict[Shape, Strategy] = {
     "window": Rolling(),
     "daily": DailyBuckets(),
     "periods": PeriodBuckets(),
     "cycles": Cycles(),
+    "live": LiveList(),
 }
 
 

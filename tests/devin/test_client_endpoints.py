@@ -177,6 +177,17 @@ async def test_each_row_sends_its_path_and_query_and_labels_its_endpoint(
     assert [] == contract_problems(request)
 
 
+_SESSION = {
+    "session_id": "s-1",
+    "org_id": "org-a",
+    "status": "running",
+    "acus_consumed": 1,
+    "created_at": 1,
+    "updated_at": 2,
+    "url": "u",
+    "tags": [],
+    "pull_requests": [],
+}
 # (row, page size asked or None for the default, the body answered, query of the first page)
 PAGED_CASES: dict[str, tuple[int | None, dict[str, Any], list[tuple[str, str]]]] = {
     "v3_enterprise_consumption_cycles": (
@@ -194,8 +205,25 @@ PAGED_CASES: dict[str, tuple[int | None, dict[str, Any], list[tuple[str, str]]]]
         {"items": [{"org_id": "org-a", "org_name": "A"}], "has_more": False},
         [("skip", "0"), ("limit", "100")],
     ),
+    "v3_org_sessions_list": (
+        200,
+        {"items": [_SESSION]},
+        [("updated_after", "1795161600"), ("first", "200")],
+    ),
+    "v3_enterprise_sessions_list": (
+        None,
+        {"items": [_SESSION]},
+        [("org_ids", "org-a"), ("updated_after", "1795161600"), ("first", "100")],
+    ),
+}
+# The filters every page of a list is asked with, and the path's parameters.
+PAGED_CALLS = {
+    "v3_org_sessions_list": Call({"org_id": "org-a"}, {"updated_after": 1795161600}),
+    "v3_enterprise_sessions_list": Call({}, {"org_ids": ["org-a"], "updated_after": 1795161600}),
 }
 PAGED_PATHS = {
+    "v3_org_sessions_list": "/v3/organizations/org-a/sessions",
+    "v3_enterprise_sessions_list": "/v3/enterprise/sessions",
     "v3_enterprise_consumption_cycles": "/v3/enterprise/consumption/cycles",
     "v3_enterprise_organizations": "/v3/enterprise/organizations",
     "v2_enterprise_organizations": "/v2/enterprise/organizations",
@@ -215,7 +243,12 @@ async def test_each_paginated_row_sends_its_path_and_first_page_query(
     seen: list[tuple[str, int]] = []
     client = make_client(recorder, on_response=lambda e, s: seen.append((e, s)))
 
-    items = await (client.pages(row, K) if size is None else client.pages(row, K, page_size=size))
+    call = PAGED_CALLS.get(row.name)
+    items = await (
+        client.pages(row, K, call=call)
+        if size is None
+        else client.pages(row, K, page_size=size, call=call)
+    )
 
     (request,) = recorder.requests
     assert PAGED_PATHS[row.name] == request.url.path

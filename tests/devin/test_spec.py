@@ -100,6 +100,18 @@ _BODIES: dict[str, Any] = {
     "CursorPage[BillingCycle]": {"items": [{"after": 0, "before": int(NOW) + 1}]},
     "CursorPage[OrganizationSummary]": {"items": [{"org_id": "org-ccc", "name": "C"}]},
     "OffsetPage[OrganizationSummary]": {"items": [{"org_id": "org-ccc", "org_name": "C"}]},
+    "CursorPage[SessionItem]": {
+        "items": [
+            {
+                "session_id": "s-1",
+                "org_id": "org-aaa",
+                "status": "exit",
+                "acus_consumed": 2.5,
+                "created_at": int(NOW) - 600,
+                "updated_at": int(NOW) - 60,
+            }
+        ]
+    },
 }
 
 

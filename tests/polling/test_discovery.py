@@ -72,6 +72,7 @@ class Listing:
         key: SecretStr,
         *,
         page_size: int = 100,
+        call: Call | None = None,
     ) -> list[Item]:
         return list(self.items)  # type: ignore[arg-type]
 

@@ -71,3 +71,16 @@ def test_bucketed_endpoints_cost_one_request_per_org_not_per_window() -> None:
         prs = [p for p in plan if p.endpoint == "v3_org_prs"]
         assert orgs == sum(p.requests for p in consumption)
         assert orgs * len(windows) == sum(p.requests for p in prs)
+
+
+def test_live_sessions_cost_one_listing_per_org_every_minute_whatever_the_windows() -> None:
+    plan = request_plan(settings(endpoints={"sessions_live": {"enabled": True}}))
+    live = [p for p in plan if p.endpoint == "v3_org_sessions_list"]
+    assert [(f"org-{i}", ("live",), 1, 60.0) for i in range(5)] == [
+        (p.org, p.windows, p.requests, p.interval_seconds) for p in live
+    ]
+
+
+def test_the_lookback_of_live_sessions_is_bounded() -> None:
+    with pytest.raises(ConfigError, match=r"lookback"):
+        settings(endpoints={"sessions_live": {"enabled": True, "lookback": "60d"}})

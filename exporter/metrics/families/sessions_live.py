@@ -1,0 +1,75 @@
+"""Live session state per organisation, from the session lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.metrics.view import ViewCollector, gauge
+from exporter.polling.live import ACUS_BUCKETS, DURATION_BUCKETS, Histogram, LiveSessions
+
+
+class SessionsLiveCollector(ViewCollector):
+    """Sessions open now, and sessions finished since start, for example::
+
+    devin_sessions_active{org="org-a",status="running",status_detail="waiting_for_user"} 2
+    devin_sessions_finished_total{org="org-a",origin="slack",status="error"} 3
+    devin_session_acus_bucket{le="5.0",org="org-a",origin="slack"} 14
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        active = gauge(
+            "devin_sessions_active",
+            "Sessions whose latest status is neither exit nor error, updated within the "
+            "lookback, by status and status_detail (v3 session list).",
+            ["org", "status", "status_detail"],
+        )
+        oldest = gauge(
+            "devin_sessions_active_oldest_timestamp_seconds",
+            "Unix time of the least recent update among the sessions counted in "
+            "devin_sessions_active (v3 session list).",
+            ["org", "status", "status_detail"],
+        )
+        finished = CounterMetricFamily(
+            "devin_sessions_finished",
+            "Sessions seen ending in exit or error, each counted once (v3 session list).",
+            labels=["org", "origin", "status"],
+        )
+        acus = HistogramMetricFamily(
+            "devin_session_acus",
+            "ACUs consumed by each finished session (v3 session list).",
+            labels=["org", "origin"],
+        )
+        durations = HistogramMetricFamily(
+            "devin_session_duration_seconds",
+            "Seconds from creation to the last update of each finished session (v3 session list).",
+            labels=["org", "origin"],
+        )
+        for target, _, live in self._view.fresh(LiveSessions):
+            org = target.org
+            for state in live.active:
+                labels = [org, state.status, state.status_detail]
+                active.add_metric(labels, state.sessions)
+                oldest.add_metric(labels, state.oldest_updated_at)
+            for count in live.finished:
+                finished.add_metric([org, count.origin, count.status], count.sessions)
+            for histogram in live.acus:
+                _observed(acus, org, histogram, ACUS_BUCKETS)
+            for histogram in live.durations:
+                _observed(durations, org, histogram, DURATION_BUCKETS)
+        yield from (active, oldest, finished, acus, durations)
+
+
+def _observed(
+    family: HistogramMetricFamily, org: str, histogram: Histogram, bounds: Sequence[float]
+) -> None:
+    cumulative, running = [], 0
+    for bound, count in zip((*map(str, bounds), "+Inf"), histogram.bucket_counts, strict=True):
+        running += count
+        cumulative.append((bound, float(running)))
+    family.add_metric([org, histogram.origin], cumulative, histogram.total)
+
+
+COLLECTORS = (SessionsLiveCollector,)

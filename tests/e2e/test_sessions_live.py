@@ -1,0 +1,139 @@
+"""Live session state end to end: the exporter and the demo API on loopback, one clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from conftest import FIXED_NOW, Clock, Demo, wait_until
+from scrape import Series, parse
+
+from exporter import main
+from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.data import live_sessions
+from exporter.polling.live import OVERLAP_SECONDS, TERMINAL
+from exporter.web.listener import listen
+
+LOOKBACK = 86400.0
+ONLY_LIVE = {
+    "sessions": {"enabled": False},
+    "enterprise_sessions": {"enabled": False},
+    "sessions_live": {"enabled": True},
+}
+
+
+@pytest.fixture
+async def moving_demo(clock: Clock) -> AsyncIterator[Demo]:
+    """The demo API on the same hand-moved clock as the exporter."""
+    api = DemoAPI(DemoAccount.generate(2), clock=clock)
+    listener = await listen(api.app(), "127.0.0.1:0")
+    try:
+        yield Demo(api, listener)
+    finally:
+        await listener.close()
+
+
+def expected_active(org: str, now: float) -> dict[tuple[str, str], tuple[float, float]]:
+    """(status, status_detail) -> (sessions, oldest update), from the demo's own data."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for s in live_sessions(org, now):
+        if s.status not in TERMINAL and s.updated_at >= now - LOOKBACK:
+            groups.setdefault((s.status, s.status_detail or ""), []).append(s.updated_at)
+    return {k: (float(len(v)), float(min(v))) for k, v in groups.items()}
+
+
+def served_active(series: Series, org: str) -> dict[tuple[str, str], tuple[float, float]]:
+    counts = {
+        (labels["status"], labels["status_detail"]): v
+        for name, labels, v in _samples(series, "devin_sessions_active", org)
+    }
+    oldest = {
+        (labels["status"], labels["status_detail"]): v
+        for name, labels, v in _samples(
+            series, "devin_sessions_active_oldest_timestamp_seconds", org
+        )
+    }
+    assert counts.keys() == oldest.keys()
+    return {k: (counts[k], oldest[k]) for k in counts}
+
+
+def _samples(series: Series, name: str, org: str) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (n, dict(labels), v)
+        for (n, labels), v in series.items()
+        if n == name and dict(labels)["org"] == org
+    ]
+
+
+def served_finished(series: Series, org: str) -> Counter[tuple[str, str]]:
+    return Counter(
+        {
+            (labels["origin"], labels["status"]): int(v)
+            for _, labels, v in _samples(series, "devin_sessions_finished_total", org)
+        }
+    )
+
+
+async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Series:
+    return parse((await http.get(f"{runtime.url}/metrics")).text)
+
+
+async def test_active_sessions_follow_a_state_change_and_finished_ones_count_once(
+    moving_demo: Demo, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    demo = moving_demo
+    settings = demo.settings(endpoints=ONLY_LIVE)
+    org = demo.account.orgs[0].id
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            first = await scrape(http, runtime)
+            assert expected_active(org, FIXED_NOW) == served_active(first, org)
+
+            clock.now = FIXED_NOW + 1800  # sessions start, wait, finish
+            await runtime.poller.poll_all()
+            second = await scrape(http, runtime)
+        finally:
+            await runtime.close()
+
+    assert expected_active(org, clock.now) == served_active(second, org)
+    assert expected_active(org, clock.now) != expected_active(org, FIXED_NOW)
+    seen: dict[str, tuple[str, str]] = {}
+    for now, since in ((FIXED_NOW, FIXED_NOW - LOOKBACK), (clock.now, FIXED_NOW - OVERLAP_SECONDS)):
+        for s in live_sessions(org, now):
+            if s.status in TERMINAL and s.updated_at >= since:
+                seen.setdefault(s.session_id, (s.origin or "unknown", s.status))
+    assert Counter(seen.values()) == served_finished(second, org)
+    # Billing suspensions and sessions waiting for a user are among the states served.
+    states = set(served_active(second, org))
+    assert {("suspended", "out_of_credits"), ("running", "waiting_for_user")} <= states
+
+
+async def test_enterprise_mode_lists_each_org_through_the_enterprise_list(
+    demo: Demo, clock: Clock, http: httpx.AsyncClient
+) -> None:
+    settings = demo.settings(
+        endpoints=ONLY_LIVE,
+        devin={
+            "base_url": demo.url,
+            "requests_per_second": 1000,
+            "enterprise_service_user_key": demo.account.enterprise_service_user_key,
+        },
+    )
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            series = await scrape(http, runtime)
+        finally:
+            await runtime.close()
+
+    for org in demo.account.orgs:
+        assert expected_active(org.id, FIXED_NOW) == served_active(series, org.id)
+        assert 1 == demo.api.plan.requests["v3_enterprise_sessions_list", org.id]
+    assert {"v3_enterprise_sessions_list"} == {
+        dict(labels)["endpoint"] for (name, labels) in series if name == "devin_up"
+    }

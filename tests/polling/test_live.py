@@ -1,0 +1,143 @@
+"""SessionSync: the session list folded in poll after poll, each finished session once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.devin.models import SessionItem
+from exporter.polling.live import OVERLAP_SECONDS, SessionSync
+
+NOW = 1_790_000_000.0
+DAY = 86400.0
+
+
+def session(sid: str, status: str, updated: float, **fields: Any) -> SessionItem:
+    return SessionItem(
+        session_id=sid,
+        org_id="org-a",
+        status=status,
+        status_detail=fields.get("detail"),
+        origin=fields.get("origin"),
+        acus_consumed=fields.get("acus", 3.0),
+        created_at=int(fields.get("created", updated - 600)),
+        updated_at=int(updated),
+    )
+
+
+def active(sync: SessionSync, now: float) -> dict[tuple[str, str], tuple[int, float]]:
+    return {
+        (s.status, s.status_detail): (s.sessions, s.oldest_updated_at)
+        for s in sync.result(now).active
+    }
+
+
+def test_the_first_listing_reads_the_lookback_and_later_ones_overlap_the_previous() -> None:
+    sync = SessionSync(lookback_seconds=DAY)
+
+    first = sync.updated_after(NOW)
+    sync.apply([], NOW)
+    second = sync.updated_after(NOW + 60)
+
+    assert int(NOW - DAY) == first
+    assert int(NOW - OVERLAP_SECONDS) == second  # no later than the previous start
+
+
+def test_a_listing_never_reaches_back_past_the_lookback() -> None:
+    """After a long outage the next listing starts at now - lookback, not at the last start."""
+    sync = SessionSync(lookback_seconds=3600)
+    sync.apply([], NOW)
+
+    assert int(NOW + 2 * DAY - 3600) == sync.updated_after(NOW + 2 * DAY)
+
+
+def test_a_finished_session_on_two_pages_and_in_two_polls_counts_once() -> None:
+    sync = SessionSync()
+    done = session("s-1", "exit", NOW - 30, origin="slack", acus=7.0, created=NOW - 1000)
+
+    sync.apply([done, done], NOW)  # the same session on two pages of one listing
+    result = sync.apply([done], NOW + 60)  # and again in the overlap of the next
+
+    assert [("slack", "exit", 1)] == [(f.origin, f.status, f.sessions) for f in result.finished]
+    (acus,) = result.acus
+    assert (1, 7.0) == (acus.count, acus.total)
+    assert (0, 0, 0, 1, 0, 0, 0, 0, 0) == acus.bucket_counts  # 5 < 7 <= 10
+    (duration,) = result.durations
+    assert (1, 970.0) == (duration.count, duration.total)
+
+
+def test_a_session_moves_from_active_to_finished_with_the_latest_view_winning() -> None:
+    sync = SessionSync()
+    sync.apply([session("s-1", "running", NOW - 100, detail="waiting_for_user")], NOW)
+    assert {("running", "waiting_for_user"): (1, NOW - 100)} == active(sync, NOW)
+
+    # One listing shows an old and a new view of it: the newest counts.
+    result = sync.apply(
+        [
+            session("s-1", "error", NOW + 30, origin=None),
+            session("s-1", "running", NOW - 100, detail="waiting_for_user"),
+        ],
+        NOW + 60,
+    )
+
+    assert {} == active(sync, NOW + 60)
+    assert [("unknown", "error", 1)] == [(f.origin, f.status, f.sessions) for f in result.finished]
+
+
+def test_an_older_view_of_a_finished_session_does_not_bring_it_back() -> None:
+    sync = SessionSync()
+    sync.apply([session("s-1", "exit", NOW - 10)], NOW)
+
+    sync.apply([session("s-1", "running", NOW - 50, detail="working")], NOW + 60)
+
+    assert {} == active(sync, NOW + 60)
+
+
+def test_active_sessions_group_by_state_with_the_oldest_update() -> None:
+    sync = SessionSync()
+    result = sync.apply(
+        [
+            session("a", "running", NOW - 300, detail="working"),
+            session("b", "running", NOW - 100, detail="working"),
+            session("c", "suspended", NOW - 50, detail="out_of_credits"),
+            session("d", "new", NOW - 20),
+        ],
+        NOW,
+    )
+
+    assert [
+        ("new", "", 1, NOW - 20),
+        ("running", "working", 2, NOW - 300),
+        ("suspended", "out_of_credits", 1, NOW - 50),
+    ] == [(s.status, s.status_detail, s.sessions, s.oldest_updated_at) for s in result.active]
+
+
+def test_a_session_not_updated_within_the_lookback_stops_counting_and_is_forgotten() -> None:
+    sync = SessionSync(lookback_seconds=3600)
+    sync.apply([session("a", "suspended", NOW - 3000, detail="inactivity")], NOW)
+
+    result = sync.apply([], NOW + 1000)
+
+    assert () == result.active
+    assert 0 == result.tracked_sessions
+
+
+def test_memory_holds_the_open_sessions_and_only_the_ids_finished_in_the_overlap() -> None:
+    sync = SessionSync()
+    finished = [session(f"f-{i}", "exit", NOW - 3600 + i) for i in range(500)]
+    running = [session(f"r-{i}", "running", NOW - 7200 + i, detail="working") for i in range(7)]
+    recent = session("f-late", "exit", NOW - 10)
+
+    result = sync.apply([*finished, *running, recent], NOW)
+
+    assert 500 + 1 == sum(f.sessions for f in result.finished)
+    assert 7 + 1 == result.tracked_sessions  # the 500 finished an hour ago are forgotten
+
+
+def test_an_unknown_status_passes_through_cut_to_a_bounded_length() -> None:
+    sync = SessionSync()
+    long = "x" * 500
+
+    result = sync.apply([session("a", "paused", NOW, detail=long)], NOW)
+
+    (state,) = result.active
+    assert ("paused", 64) == (state.status, len(state.status_detail))
