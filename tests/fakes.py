@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, SecretStr
@@ -23,6 +23,19 @@ Item = TypeVar("Item", bound=BaseModel)
 NOW = 1_800_000_000.0
 INTERVAL = 300.0
 H1, H24 = Window(3600, "1h"), Window(86400, "24h")
+
+
+# A complete v3 sessions answer, as the contract gives it, for narrow client tests.
+SESSION_BODY: dict[str, Any] = {
+    "sessions_created_count": 7,
+    "sessions_created_by_size": {"xs": 3, "m": 4},
+    "sessions_created_by_origin": {"slack": 5, "github": 2},
+    "sessions_created_with_playbook_count": 1,
+    "sessions_created_with_search_count": 2,
+    "sessions_with_merged_prs_count": 3,
+    "sessions_with_merged_prs_by_size": {"xs": 2, "m": 1},
+    "avg_acus_per_session": 1.75,
+}
 
 
 def metrics(created: int) -> SessionMetrics:

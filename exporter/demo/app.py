@@ -54,9 +54,8 @@ _HISTORY_SECONDS: Final = 400 * 86400
 _STALL_SECONDS: Final = 3600.0
 # Daily and per-period answers cover at most this many days or periods (else 422).
 _MAX_BUCKETS: Final = 1000
-# Page sizes: v3 `first` and v2 `limit`, 1 to 200, 100 by default.
+# Page sizes: v3 `first` and v2 `limit` default to 100 (the contract bounds them, 1 to 200).
 _PAGE_DEFAULT: Final = 100
-_PAGE_MAX: Final = 200
 _PERIODS: Final[dict[str, Period]] = {"dau": "dau", "wau": "wau", "mau": "mau"}
 
 Clock = Callable[[], float]

@@ -19,11 +19,6 @@ class Target:
     segment: str = ""  # a named slice of the org's sessions; "" for all of them
     filters: SessionFilters = field(default=(), compare=False)
 
-    @property
-    def job_id(self) -> str:
-        suffix = f"#{self.segment}" if self.segment else ""
-        return f"{self.endpoint}/{self.org or '-'}{suffix}"
-
 
 SessionFilters = tuple[tuple[str, tuple[str, ...]], ...]
 """Query filters of a segment: (("user_ids", (...)), ("playbook_id", ("pb-1",)))."""

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Recorder, answer
+from fakes import SESSION_BODY
 from pydantic import SecretStr
 
 from exporter.devin.client import REASONS, DevinAPIError, DevinClient
@@ -18,17 +19,6 @@ from exporter.devin.table import ENDPOINTS, Call, rfc3339
 KEY = "cog_ClientTestKey0123456789abcdefghij"
 ORG_SESSIONS = ENDPOINTS["v3_org_sessions"]
 V2_SESSIONS = ENDPOINTS["v2_enterprise_sessions"]
-
-SESSION_BODY: dict[str, Any] = {
-    "sessions_created_count": 7,
-    "sessions_created_by_size": {"xs": 3, "m": 4},
-    "sessions_created_by_origin": {"slack": 5, "github": 2},
-    "sessions_created_with_playbook_count": 1,
-    "sessions_created_with_search_count": 2,
-    "sessions_with_merged_prs_count": 3,
-    "sessions_with_merged_prs_by_size": {"xs": 2, "m": 1},
-    "avg_acus_per_session": 1.75,
-}
 
 
 async def org_sessions(client: DevinClient, org: str = "org-a") -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Recorder, answer
+from fakes import SESSION_BODY
 from pydantic import SecretStr
 
 from exporter.devin.client import REASONS, DevinAPIError, DevinClient, RetryPolicy
@@ -20,23 +21,13 @@ from exporter.devin.table import ENDPOINTS
 KEY = "cog_LimitsTestKey0123456789abcdefghij"
 ORG_SESSIONS = ENDPOINTS["v3_org_sessions"]
 CAP = 64 * 2**10
-BODY: dict[str, Any] = {
-    "sessions_created_count": 7,
-    "sessions_created_by_size": {"xs": 3, "m": 4},
-    "sessions_created_by_origin": {"slack": 5, "github": 2},
-    "sessions_created_with_playbook_count": 1,
-    "sessions_created_with_search_count": 2,
-    "sessions_with_merged_prs_count": 3,
-    "sessions_with_merged_prs_by_size": {"xs": 2, "m": 1},
-    "avg_acus_per_session": 1.75,
-}
 # Tenacity would retry a transient failure at once with these.
 RETRYING = RetryPolicy(attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.001)
 
 
 def sized(size: int) -> bytes:
-    """BODY as JSON, padded with spaces to exactly `size` bytes."""
-    text = json.dumps(BODY).encode()
+    """SESSION_BODY as JSON, padded with spaces to exactly `size` bytes."""
+    text = json.dumps(SESSION_BODY).encode()
     assert len(text) <= size
     return text + b" " * (size - len(text))
 
@@ -87,7 +78,7 @@ async def test_a_body_read_by_the_transport_already_is_capped_too(
     make_client: Callable[..., DevinClient],
 ) -> None:
     """httpx.MockTransport hands over responses already read; the cap still holds."""
-    big = {**BODY, "padding": "x" * CAP}
+    big = {**SESSION_BODY, "padding": "x" * CAP}
 
     error = await failure(make_client(answer(200, big), max_response_bytes=CAP))
 
@@ -234,7 +225,7 @@ async def test_a_gzip_body_sent_unasked_parses(
     make_client: Callable[..., DevinClient],
 ) -> None:
     recorder = Recorder(
-        raw(200, gzip.compress(json.dumps(BODY).encode()), **{"Content-Encoding": "gzip"})
+        raw(200, gzip.compress(json.dumps(SESSION_BODY).encode()), **{"Content-Encoding": "gzip"})
     )
 
     answer_ = await fetch(make_client(recorder, max_response_bytes=CAP))
@@ -250,7 +241,7 @@ async def test_a_gzip_body_sent_unasked_parses(
 async def test_a_deflate_body_is_decoded_within_the_cap(
     make_client: Callable[..., DevinClient], wbits: int
 ) -> None:
-    small = deflated(json.dumps(BODY).encode(), wbits)
+    small = deflated(json.dumps(SESSION_BODY).encode(), wbits)
     big = deflated(sized(CAP + 1), wbits)
     client = make_client(
         lambda request: httpx.Response(
@@ -269,10 +260,10 @@ async def test_a_deflate_body_is_decoded_within_the_cap(
     ("content", "encoding"),
     [
         (b"\x1f\x8b\x08\x00garbage, not deflate at all", "gzip"),
-        (gzip.compress(json.dumps(BODY).encode())[:-8], "gzip"),  # no trailer
+        (gzip.compress(json.dumps(SESSION_BODY).encode())[:-8], "gzip"),  # no trailer
         (b"not deflate either", "deflate"),
-        (json.dumps(BODY).encode(), "br"),
-        (gzip.compress(gzip.compress(json.dumps(BODY).encode())), "gzip, gzip"),
+        (json.dumps(SESSION_BODY).encode(), "br"),
+        (gzip.compress(gzip.compress(json.dumps(SESSION_BODY).encode())), "gzip, gzip"),
     ],
     ids=["corrupt-gzip", "truncated-gzip", "corrupt-deflate", "unsupported", "stacked"],
 )
