@@ -153,6 +153,7 @@ class Poller:
         self._scheduler: AsyncIOScheduler | None = None
         self.version = 0  # bumped whenever anything a scrape shows may have changed
         self._running: set[asyncio.Task[object]] = set()
+        self._dispatched: set[asyncio.Task[None]] = set()  # scheduled polls in their own tasks
         self._closing = False
         self.reconfigure(targets, windows)
 
@@ -259,16 +260,41 @@ class Poller:
         """One cycle of every target, concurrently (the client caps requests in flight)."""
         await asyncio.gather(*(self.poll_target(t) for t in self.targets))
 
-    async def poll_targets(self, targets: list[Target]) -> None:
-        """Poll these targets concurrently; one still being polled is left to finish."""
-        current = set(self.targets)
-        await asyncio.gather(
-            *(self.poll_target(t) for t in targets if t in current and t not in self._in_flight)
-        )
-
     async def _poll_interval(self, interval: float) -> None:
-        """The scheduled poll of every target polled every `interval` seconds."""
-        await self.poll_targets([t for t in self.targets if t.interval_seconds == interval])
+        """The scheduled poll of every target polled every `interval` seconds.
+
+        Each target is polled in a task of its own and the job returns at once: a target
+        that is slow (timeouts, retries, a long Retry-After) delays only its own next poll,
+        never the whole cycle's, and only the rate limiter and the client's cap on
+        requests in flight make the others wait.
+        """
+        self.dispatch([t for t in self.targets if t.interval_seconds == interval])
+
+    async def _poll_now(self, targets: list[Target]) -> None:
+        """The one-shot job for new targets (a coroutine, so it runs on the event loop)."""
+        self.dispatch(targets)
+
+    def dispatch(self, targets: list[Target]) -> None:
+        """Start polling each of these targets that is not being polled already."""
+        for target in targets:
+            if self._closing or target in self._in_flight:
+                continue
+            self._in_flight.add(target)  # claimed now: a second dispatch skips it
+            task = asyncio.get_running_loop().create_task(self._poll_claimed(target))
+            self._dispatched.add(task)
+            task.add_done_callback(self._finished)
+
+    async def _poll_claimed(self, target: Target) -> None:
+        try:
+            if target in self._current_targets():
+                await self._poll_target(target)
+        finally:
+            self._in_flight.discard(target)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._dispatched.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("poll_crashed", error=type(error).__name__, exc_info=error)
 
     async def poll_target(self, target: Target) -> None:
         """Fetch every window of one target and record each outcome."""
@@ -388,7 +414,7 @@ class Poller:
     async def close(self) -> None:
         """Cancel the polls in flight and wait for them, before the HTTP client closes."""
         self._closing = True
-        running = list(self._running)
+        running = [*self._running, *self._dispatched]
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -444,7 +470,7 @@ class Poller:
                 )
         if poll_now:
             # Once, as soon as possible: new targets need not wait a whole interval.
-            scheduler.add_job(self.poll_targets, args=[sorted(poll_now)], misfire_grace_time=None)
+            scheduler.add_job(self._poll_now, args=[sorted(poll_now)], misfire_grace_time=None)
 
 
 _JOB_PREFIX = "poll-every-"

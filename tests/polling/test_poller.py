@@ -6,10 +6,11 @@ import asyncio
 import itertools
 
 import pytest
-from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, make_poller, target
+from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, Model, make_poller, target
 from pydantic import SecretStr
 
 from exporter.devin.client import DevinAPIError
+from exporter.devin.table import Call, Endpoint
 from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS
 from exporter.polling.targets import Target
 from exporter.windows import Window
@@ -143,3 +144,35 @@ async def test_enterprise_targets_are_polled_with_org_filters() -> None:
     poller = make_poller(api, clock, enterprise)
     await poller.poll_all()
     assert 7 == poller.samples[enterprise, "1h"].value.sessions_count  # type: ignore[union-attr]
+
+
+class OneSlowOrg(FakeDevin):
+    """Holds every request for `slow` until `release` is set; answers the others at once."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+        self.release = asyncio.Event()
+
+    async def fetch(self, endpoint: Endpoint[Model], key: SecretStr, call: Call) -> Model:
+        if call.path.get("org_id") == self.slow:
+            await self.release.wait()
+        return await super().fetch(endpoint, key, call)
+
+
+async def test_a_slow_target_delays_only_its_own_polls() -> None:
+    api, clock = OneSlowOrg("org-slow"), Clock()
+    poller = make_poller(api, clock, target("org-slow"), target("org-a"))
+    for _ in range(3):  # three scheduled cycles while org-slow's first poll hangs
+        poller.dispatch(poller.targets)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        clock.now += INTERVAL
+    assert 6 == api.calls["org-a"]  # three polls of two windows each
+    assert poller.samples[target("org-a"), "1h"].fetched_at == NOW + 2 * INTERVAL
+    api.release.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert 2 == api.calls["org-slow"]  # one poll, never started twice while it hung
+    assert (target("org-slow"), "1h") in poller.samples
+    await poller.close()
