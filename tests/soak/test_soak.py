@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_SECONDS + 120)]
 ORGS = 22
 SCRAPERS = int(os.environ.get("SOAK_SCRAPERS", "20"))
 POLL_INTERVAL_SECONDS = 2
+STALE_AFTER_SECONDS = 20
 WINDOWS = 4
 ATTEMPTS = 3
 # Memory may settle in the first seconds (imports, first polls, caches); after that it
@@ -163,6 +164,10 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
             },
             "organizations": [{"id": o} for o in org_ids],
             "poll_interval": f"{POLL_INTERVAL_SECONDS}s",
+            # Values outlive a few failed polls, as they would in production (where the
+            # default is three intervals of minutes): on a loaded machine, requests
+            # queued behind stalled ones time out, and the healthy orgs must still serve.
+            "stale_after": f"{STALE_AFTER_SECONDS}s",
             "web": {"listen_address": "127.0.0.1:0"},
             "log": {"level": "debug"},
         }
