@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 from exporter import __version__
+from exporter.backfill.steps import (
+    DEFAULT_STEP_SECONDS,
+    Command,
+    Steps,
+    parse_step,
+    parse_until,
+)
 from exporter.config import (
     ConfigError,
     LogSettings,
@@ -19,6 +27,7 @@ from exporter.config import (
     load_settings,
     parse_listen_address,
 )
+from exporter.durations import parse_duration
 from exporter.polling.plan import explain, request_plan
 from exporter.sharding import parse_shard
 from exporter.web.webconfig import WebConfigError, WebSecurity
@@ -151,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the request plan of one cycle (endpoint, org, windows, requests); poll nothing",
     )
+    _backfill_parser(commands)
     demo = commands.add_parser("demo-api", help="run the demo Devin API alone")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 for any)")
@@ -158,6 +168,61 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     demo.add_argument("--faults", type=Path, metavar="PATH", help="YAML fault plan")
     return parser
+
+
+def _backfill_parser(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill",
+        help="write past steps of every Devin series as OpenMetrics, for promtool tsdb "
+        "create-blocks-from openmetrics; exit 1 if any step was left out",
+    )
+    _global_flags(backfill, on_command=True)
+    backfill.add_argument(
+        "--since",
+        type=_checked(parse_duration),
+        metavar="DURATION",
+        help="how far back from --until, such as 7d or 90d (required unless --resume)",
+    )
+    backfill.add_argument(
+        "--until",
+        type=_checked(parse_until),
+        metavar="RFC3339",
+        help="the last moment, such as 2026-11-20T00:00:00Z (default: now)",
+    )
+    backfill.add_argument(
+        "--step",
+        type=_checked(parse_step),
+        metavar="DURATION",
+        help="one sample per series every step, aligned to the Unix epoch (default 1h)",
+    )
+    backfill.add_argument(
+        "--output", type=Path, metavar="PATH", required=True, help="the OpenMetrics file to write"
+    )
+    backfill.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the requests the run would make, per endpoint, and how long; ask nothing",
+    )
+    backfill.add_argument(
+        "--max-requests",
+        type=int,
+        metavar="N",
+        help="refuse to start a run that needs more than N requests",
+    )
+    backfill.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run that was interrupted or left steps out, from PATH and its journal",
+    )
+
+
+def _backfill_command(args: argparse.Namespace) -> Command:
+    steps = None
+    if args.since is not None:
+        until = parse_until(args.until) if args.until is not None else time.time()
+        step = parse_step(args.step) if args.step is not None else DEFAULT_STEP_SECONDS
+        steps = Steps(parse_duration(args.since), until, step)
+    return Command(steps, args.output, args.resume, args.explain, args.max_requests)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -198,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.demo and args.command == "check-config":
         return _usage_error("check-config checks a config file; --demo needs none")
+    if args.demo and args.command == "backfill":
+        return _usage_error("backfill takes a config; run the demo API with demo-api instead")
     if args.demo and getattr(args, "explain", False):
         return _usage_error("--explain takes a config; --demo polls the built-in demo API")
 
@@ -218,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "once":
         return asyncio.run(app.run_once(settings))
+    if args.command == "backfill":
+        if args.since is None and not args.resume:
+            return _usage_error("backfill needs --since DURATION (or --resume)")
+        return asyncio.run(app.run_backfill(settings, _backfill_command(args)))
     reload = (lambda: checked_settings(path, overrides)) if path is not None else None
     return asyncio.run(app.run(settings, reload))
 

@@ -6,8 +6,8 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,8 @@ from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
 from exporter.web.webconfig import WebSecurity
 
-if TYPE_CHECKING:  # the demo is imported only when asked for
+if TYPE_CHECKING:  # the demo and the backfill are imported only when asked for
+    from exporter.backfill.steps import Command as BackfillCommand
     from exporter.demo.app import DemoAccount
 
 Clock = Callable[[], float]
@@ -218,12 +219,12 @@ def _dotted(settings: Settings, key: str) -> Any:
     return value
 
 
-def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.time) -> Runtime:
-    """Registry, client, poller and exposition, wired; nothing runs yet."""
-    registry = CollectorRegistry()
-    instruments = Instruments(registry)
+def devin_client(
+    settings: Settings, http: httpx.AsyncClient, instruments: Instruments
+) -> DevinClient:
+    """The client to Devin, with the configured retries, rate limits and size cap."""
     devin = settings.devin
-    client = DevinClient(
+    return DevinClient(
         http,
         gates=KeyGates(
             devin.requests_per_second, devin.max_concurrency, on_wait=instruments.waited
@@ -233,6 +234,13 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         on_retry=instruments.retry,
         max_response_bytes=devin.max_response_bytes,
     )
+
+
+def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.time) -> Runtime:
+    """Registry, client, poller and exposition, wired; nothing runs yet."""
+    registry = CollectorRegistry()
+    instruments = Instruments(registry)
+    client = devin_client(settings, http, instruments)
     poller = Poller(
         client,
         build_targets(settings),
@@ -434,6 +442,20 @@ async def run_once(settings: Settings) -> int:
     sys.stdout.write((head + tail).decode())
     failed = not all(runtime.poller.up(t) for t in runtime.poller.targets)
     return 1 if failed or (settings.discovery.enabled and runtime.discovered is None) else 0
+
+
+async def run_backfill(settings: Settings, command: BackfillCommand) -> int:
+    """`devin-exporter backfill`: the daemon's client, asked about past steps."""
+    from exporter.backfill.run import backfill_command
+
+    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[DevinClient]:
+        async with http_client(settings) as http:
+            yield devin_client(settings, http, Instruments(CollectorRegistry()))
+
+    return await backfill_command(settings, command, connect)
 
 
 # The demo serves on loopback unless --web.listen-address says otherwise: its data is

@@ -129,6 +129,33 @@ class Endpoint(Generic[Model]):
             raise ValueError(f"{self.name} takes no {', '.join(sorted(unknown))}")
         return Call(path, params)
 
+    def range_of(self, call: Call) -> tuple[float | None, float | None]:
+        """The [start, end] a call asks for (None where it leaves a bound open)."""
+        if self.version == "v3":
+            after, before = call.params.get("time_after"), call.params.get("time_before")
+            return (
+                None if after is None else float(after),
+                None if before is None else float(before),
+            )
+        start, end = call.params.get("start"), call.params.get("end")
+        return (
+            None if start is None else _from_rfc3339(start),
+            None if end is None else _from_rfc3339(end),
+        )
+
+    def ranged(self, call: Call, start: float, end: float) -> Call:
+        """The same call over [start, end] instead."""
+        if self.version == "v3":
+            bounds: dict[str, Any] = {"time_after": int(start), "time_before": int(end)}
+        else:
+            bounds = {"start": rfc3339(start), "end": rfc3339(end)}
+        kept = {k: v for k, v in call.params.items() if k not in _V3_RANGE | _V2_RANGE}
+        return Call(call.path, {**kept, **bounds})
+
+
+def _from_rfc3339(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
 
 def rfc3339(timestamp: float) -> str:
     """`2026-11-21T23:00:00Z`: the v2 API's date-time parameters."""

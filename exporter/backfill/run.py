@@ -1,0 +1,322 @@
+"""A backfill run: every step's answers, rendered by the daemon's own metric families.
+
+Each step t asks what a poll at t would have asked (through the daemon's strategies,
+client, retries and per-key rate limits; bucketed endpoints through `BucketCache`), and
+renders the answers with the daemon's collectors at t, so names, labels and values are
+the daemon's. The earliest step runs alone (it sets the range the bucketed endpoints are
+asked for), the rest a few at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+
+from exporter.backfill.buckets import BucketCache
+from exporter.backfill.plan import backfill_targets, explain, plan
+from exporter.backfill.progress import Progress
+from exporter.backfill.spool import Spool
+from exporter.backfill.steps import Command, Steps, stamp
+from exporter.config import Settings
+from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.models import BillingCycle
+from exporter.devin.table import ENDPOINTS
+from exporter.metrics.registry import view_registry
+from exporter.metrics.view import View
+from exporter.polling.poller import Sample, Snapshot
+from exporter.polling.strategies import Span, strategy_of
+from exporter.polling.targets import Target
+
+log = structlog.get_logger("exporter.backfill")
+
+EXIT_LEFT_OUT = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+STEPS_IN_FLIGHT = 4
+JOURNAL_FORMAT = "devin-exporter-backfill/1"
+
+
+class BackfillError(Exception):
+    """A run that cannot start: a bad journal, a range that does not match it."""
+
+
+def journal_path(output: Path) -> Path:
+    return output.with_name(output.name + ".journal.json")
+
+
+@dataclass
+class Outcome:
+    """What the steps done so far left out, as (endpoint, org, window, reason) -> steps."""
+
+    left_out: dict[tuple[str, str, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    done: set[int] = field(default_factory=set)
+
+
+def read_journal(output: Path) -> tuple[Steps, set[int]]:
+    """The range of an interrupted or partial run, and the steps it finished."""
+    path = journal_path(output)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != JOURNAL_FORMAT:
+            raise BackfillError(f"{path}: not a journal this version writes")
+        steps = Steps(float(data["since"]), float(data["until"]), float(data["step"]))
+        return steps, {int(t) for t in data["done"]}
+    except FileNotFoundError:
+        raise BackfillError(
+            f"{path} is missing: --resume continues a run that stopped early, beside its output"
+        ) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise BackfillError(f"{path}: unreadable ({err})") from None
+
+
+def _write_journal(output: Path, steps: Steps, done: set[int]) -> None:
+    body = {
+        "format": JOURNAL_FORMAT,
+        "since": steps.since,
+        "until": steps.until,
+        "step": steps.step,
+        "done": sorted(done),
+    }
+    path = journal_path(output)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(body) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+class Backfill:
+    """One run over a list of steps, against one DevinAPI."""
+
+    def __init__(self, settings: Settings, api: DevinAPI, steps: Steps) -> None:
+        self._settings = settings
+        self._api = BucketCache(api, steps.until)
+        self._steps = steps
+        self._windows = list(settings.windows)
+        self._targets = backfill_targets(settings)
+        # Billing cycles first: the `cycle` window of a step starts where its cycle does.
+        self._cycles = [t for t in self._targets if ENDPOINTS[t.endpoint].shape == "cycles"]
+        self._others = [t for t in self._targets if t not in self._cycles]
+
+    async def step(self, t: int) -> tuple[list[Metric], list[tuple[Target, str, str]]]:
+        """The Devin families at t, and each (target, window, reason) left out."""
+        samples: dict[tuple[Target, str], Sample] = {}
+        failed: list[tuple[Target, str, str]] = []
+        cycle_start: float | None = None
+        for group in (self._cycles, self._others):
+            results = await asyncio.gather(
+                *(
+                    strategy_of(target.endpoint).fetch(
+                        self._api,
+                        target,
+                        strategy_of(target.endpoint).windows(self._windows),
+                        Span(float(t), cycle_start),
+                    )
+                    for target in group
+                )
+            )
+            for target, outcomes in zip(group, results, strict=True):
+                for label, outcome in outcomes.items():
+                    if isinstance(outcome, DevinAPIError):
+                        failed.append((target, label, outcome.reason))
+                        continue
+                    samples[target, label] = Sample(outcome, float(t))
+                    if isinstance(outcome, BillingCycle):
+                        cycle_start = outcome.start
+        return self._render(t, samples), failed
+
+    def _render(self, t: int, samples: dict[tuple[Target, str], Sample]) -> list[Metric]:
+        snapshot = Snapshot(
+            version=0,
+            targets=tuple(self._targets),
+            windows=tuple(self._windows),
+            samples=samples,
+            states={},
+            up=dict.fromkeys(self._targets, True),
+            auth_failing=frozenset(),
+        )
+        view = View(
+            snapshot,
+            tuple(self._settings.polled_organizations),
+            self._settings.stale_after_seconds,
+            float(t),
+        )
+        registry: CollectorRegistry = view_registry(view)
+        return [
+            m for m in registry.collect() if m.samples and not m.name.startswith("devin_exporter_")
+        ]
+
+
+async def run_backfill(
+    settings: Settings,
+    api: DevinAPI,
+    steps: Steps,
+    output: Path,
+    *,
+    done: set[int] | None = None,
+    stream: TextIO = sys.stderr,
+) -> int:
+    """Every step not in `done`, into `output`; the exit status of the command."""
+    done = set(done or ())
+    backfill = Backfill(settings, api, steps)
+    pending = [t for t in steps.times if t not in done]
+    spool = Spool(output.parent)
+    outcome = Outcome(done=done)
+    stop = asyncio.Event()
+    progress = Progress(len(steps.times), len(steps.times) - len(pending), stream)
+    try:
+        if done:
+            spool.resume(output, done)  # steps left unfinished are done again, whole
+
+        async def work(t: int) -> None:
+            families, failed = await backfill.step(t)
+            spool.add(t, families)
+            for target, window, reason in failed:
+                org = f"{target.org}#{target.segment}" if target.segment else target.org
+                outcome.left_out[target.endpoint, org, window, reason].append(t)
+            if not failed:
+                outcome.done.add(t)
+            progress.step()
+
+        async def steps_in_turn() -> None:
+            for t in pending[:1]:
+                await work(t)
+            queue = iter(pending[1:])
+
+            async def worker() -> None:
+                for t in queue:
+                    await work(t)
+
+            await asyncio.gather(*(worker() for _ in range(STEPS_IN_FLIGHT)))
+
+        with _stopping_on_signals(stop):
+            running = asyncio.ensure_future(steps_in_turn())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (running, stopped):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        progress.close()
+        written = spool.write(output)
+    finally:
+        progress.close()
+        spool.close()
+    interrupted = stop.is_set()
+    complete = outcome.done >= set(steps.times)
+    if complete:
+        journal_path(output).unlink(missing_ok=True)
+    else:
+        _write_journal(output, steps, outcome.done)
+    for (endpoint, org, window, reason), times in sorted(outcome.left_out.items()):
+        log.warning(
+            "backfill_left_out",
+            endpoint=endpoint,
+            org=org or "(enterprise)",
+            window=window,
+            reason=reason,
+            steps=describe_steps(sorted(times), steps.step),
+        )
+    log.info(
+        "backfill_written",
+        path=str(output),
+        steps_done=len(outcome.done & set(steps.times)),
+        steps=len(steps.times),
+        families=written.families,
+        series=written.series,
+        samples=written.samples,
+        resume=None if complete else f"--resume (journal {journal_path(output).name})",
+    )
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_LEFT_OUT if outcome.left_out else 0
+
+
+@contextmanager
+def _stopping_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: stop starting steps, drop the ones in flight, write what is done."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def describe_steps(times: list[int], step: float) -> str:
+    """`2026-11-20T10:00:00Z..2026-11-20T14:00:00Z (5 steps), 2026-11-21T03:00:00Z`."""
+    runs: list[list[int]] = []
+    for t in times:
+        if runs and t - runs[-1][-1] == step:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return ", ".join(
+        stamp(r[0]) if len(r) == 1 else f"{stamp(r[0])}..{stamp(r[-1])} ({len(r)} steps)"
+        for r in runs
+    )
+
+
+def explain_text(settings: Settings, steps: Steps, done: Iterable[int] = ()) -> str:
+    times = [t for t in steps.times if t not in set(done)]
+    if not times:
+        return "nothing to do: every step is done\n"
+    return explain(plan(settings, times), stamp(times[0]), stamp(times[-1]), steps.step)
+
+
+async def backfill_command(
+    settings: Settings,
+    command: Command,
+    connect: Callable[[], AbstractAsyncContextManager[DevinAPI]],
+) -> int:
+    """Plan, refuse or run; the exit status of `devin-exporter backfill`. `connect` opens
+    the daemon's own client to Devin (its retries and per-key rate limits)."""
+    done: set[int] = set()
+    steps = command.steps
+    if command.resume:
+        try:
+            journal_steps, done = read_journal(command.output)
+        except BackfillError as err:
+            print(f"devin-exporter: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        if steps is not None and steps != journal_steps:
+            print(
+                "devin-exporter: --resume continues the journal's range; "
+                "leave out --since, --until and --step",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        steps = journal_steps
+    if steps is None:
+        print("devin-exporter: backfill needs --since (or --resume)", file=sys.stderr)
+        return EXIT_USAGE
+    cost = plan(settings, [t for t in steps.times if t not in done])
+    if command.explain:
+        print(explain_text(settings, steps, done), end="")
+        return 0
+    if command.max_requests is not None and cost.total > command.max_requests:
+        print(
+            f"devin-exporter: refusing: this backfill needs {cost.total} requests, more than "
+            f"--max-requests {command.max_requests} (see backfill --explain)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    async with connect() as api:
+        return await run_backfill(settings, api, steps, command.output, done=done)
