@@ -71,7 +71,7 @@ def plan(settings: Settings, times: list[int]) -> BackfillPlan:
 def explain(p: BackfillPlan, first: str, last: str, step: float) -> str:
     """The plan as people read it."""
     lines = [
-        f"{p.steps} steps of {format_seconds(step)}, {first} to {last}",
+        f"{p.steps} step{'' if p.steps == 1 else 's'} of {format_seconds(step)}, {first} to {last}",
         *(f"  {endpoint:<40} {n:>10}" for endpoint, n in sorted(p.per_endpoint.items())),
         f"{p.total} requests in total over {len(p.per_key)} keys; at least "
         f"{_duration(p.seconds)} at {p.requests_per_second:g} requests per second per key "

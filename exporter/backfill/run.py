@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TextIO
 
 import structlog
-from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from exporter.backfill.buckets import BucketCache
@@ -33,7 +32,8 @@ from exporter.config import Settings
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
-from exporter.metrics.registry import view_registry
+from exporter.metrics.families.health import HealthCollector
+from exporter.metrics.registry import collectors
 from exporter.metrics.view import View
 from exporter.polling.poller import Sample, Snapshot
 from exporter.polling.strategies import Span, strategy_of
@@ -144,7 +144,7 @@ class Backfill:
             windows=tuple(self._windows),
             samples=samples,
             states={},
-            up=dict.fromkeys(self._targets, True),
+            up={},
             auth_failing=frozenset(),
         )
         view = View(
@@ -153,9 +153,14 @@ class Backfill:
             self._settings.stale_after_seconds,
             float(t),
         )
-        registry: CollectorRegistry = view_registry(view)
+        # The Devin families only: devin_up and the exporter's own series describe the
+        # daemon's polls, not Devin's past.
         return [
-            m for m in registry.collect() if m.samples and not m.name.startswith("devin_exporter_")
+            family
+            for collector in collectors()
+            if collector is not HealthCollector
+            for family in collector(view).collect()
+            if family.samples
         ]
 
 

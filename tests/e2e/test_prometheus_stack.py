@@ -102,9 +102,9 @@ class Prometheus:
         assert "success" == body["status"], f"{path} {params}: {body}"
         return body["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The series an instant query returns now."""
-        data = self.api("query", query=expr)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The series an instant query returns now, or at the Unix time `at`."""
+        data = self.api("query", query=expr, **({} if at is None else {"time": f"{at:.3f}"}))
         assert "vector" == data["resultType"], f"{expr}: {data['resultType']}"
         result: list[dict[str, Any]] = data["result"]
         return result
