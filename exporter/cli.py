@@ -15,6 +15,7 @@ from exporter.backfill.steps import (
     DEFAULT_STEP_SECONDS,
     Command,
     Steps,
+    parse_label,
     parse_step,
     parse_until,
 )
@@ -210,6 +211,15 @@ def _backfill_parser(commands: Any) -> None:
         help="refuse to start a run that needs more than N requests",
     )
     backfill.add_argument(
+        "--label",
+        type=_checked(parse_label),
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="add this label to every series, such as job=devin-exporter and "
+        "instance=HOST:PORT as Prometheus scrapes the exporter (repeatable)",
+    )
+    backfill.add_argument(
         "--resume",
         action="store_true",
         help="continue a run that was interrupted or left steps out, from PATH and its journal",
@@ -222,7 +232,8 @@ def _backfill_command(args: argparse.Namespace) -> Command:
         until = parse_until(args.until) if args.until is not None else time.time()
         step = parse_step(args.step) if args.step is not None else DEFAULT_STEP_SECONDS
         steps = Steps(parse_duration(args.since), until, step)
-    return Command(steps, args.output, args.resume, args.explain, args.max_requests)
+    labels = tuple(sorted(dict(parse_label(text) for text in args.label).items()))
+    return Command(steps, args.output, args.resume, args.explain, args.max_requests, labels)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -288,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backfill":
         if args.since is None and not args.resume:
             return _usage_error("backfill needs --since DURATION (or --resume)")
+        if args.until is not None and parse_until(args.until) > time.time():
+            return _usage_error("backfill --until is in the future: Devin has no answer yet")
         return asyncio.run(app.run_backfill(settings, _backfill_command(args)))
     reload = (lambda: checked_settings(path, overrides)) if path is not None else None
     return asyncio.run(app.run(settings, reload))

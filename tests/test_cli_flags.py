@@ -146,10 +146,77 @@ def test_once_explain_takes_the_config_before_or_after_the_command(
         (["--demo", "once", "--explain"], "--explain takes a config"),
         (["--config", "x.yaml", "demo-api"], "demo-api takes only its own flags"),
         (["--log.level", "debug", "demo-api"], "demo-api takes only its own flags"),
+        (["--demo", "backfill", "--since", "1d", "--output", "x.om"], "backfill takes a config"),
     ],
 )
 def test_a_flag_that_would_do_nothing_is_refused(
     argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert 2 == cli.main(argv)
+    assert reason in capsys.readouterr().err
+
+
+BACKFILL = ["--since", "1d", "--until", "2026-11-20T00:00:00Z", "--step", "1h", "--output"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "{config}", "backfill", "--explain", *BACKFILL, "{out}"],
+        ["backfill", *BACKFILL, "{out}", "--explain", "--config", "{config}"],
+    ],
+)
+def test_backfill_explain_counts_the_requests_and_writes_nothing(
+    config: Path, tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.om"
+    status = cli.main([a.format(config=config, out=out) for a in argv])
+
+    text = capsys.readouterr().out
+    assert 0 == status
+    assert "24 steps of 1h, 2026-11-19T01:00:00Z to 2026-11-20T00:00:00Z" in text
+    assert "96 requests in total over 1 keys" in text  # 24 steps x 4 windows, one org
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--since", "soon"], "argument --since: 'soon' is not a duration"),
+        (
+            ["--since", "1d", "--until", "2026-11-20"],
+            "argument --until: '2026-11-20' needs a time zone",
+        ),
+        (["--since", "1d", "--step", "500ms"], "argument --step: '500ms': the step must be whole"),
+        (["--since", "1d", "--max-requests", "many"], "argument --max-requests: invalid int"),
+        (["--since", "1d", "--label", "job"], "argument --label: 'job' is not NAME=VALUE"),
+        (["--since", "1d", "--label", "__name__=x"], "argument --label: '__name__=x' is not"),
+        (["--since", "1d", "--label", "org=x"], "'org' is a label of the Devin series"),
+    ],
+)
+def test_a_bad_backfill_flag_is_a_usage_error_naming_the_flag(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["backfill", *argv, "--output", "x.om"])
+    assert 2 == exited.value.code
+    assert reason in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--output", "x.om"], "backfill needs --since DURATION (or --resume)"),
+        (["--since", "1d", "--until", "2999-01-01T00:00:00Z", "--output", "x.om"], "future"),
+        (["--resume", "--output", "{missing}"], "journal.json is missing"),
+    ],
+)
+def test_a_backfill_that_cannot_start_exits_2(
+    config: Path, tmp_path: Path, argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "never.om"
+    status = cli.main(
+        ["--config", str(config), "backfill", *(a.format(missing=missing) for a in argv)]
+    )
+    assert 2 == status
     assert reason in capsys.readouterr().err

@@ -66,15 +66,20 @@ class Outcome:
     done: set[int] = field(default_factory=set)
 
 
-def read_journal(output: Path) -> tuple[Steps, set[int]]:
-    """The range of an interrupted or partial run, and the steps it finished."""
+Labels = tuple[tuple[str, str], ...]
+
+
+def read_journal(output: Path) -> tuple[Steps, set[int], Labels]:
+    """The range of an interrupted or partial run, the steps it finished, and the labels
+    it added to every series."""
     path = journal_path(output)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != JOURNAL_FORMAT:
             raise BackfillError(f"{path}: not a journal this version writes")
         steps = Steps(float(data["since"]), float(data["until"]), float(data["step"]))
-        return steps, {int(t) for t in data["done"]}
+        labels = tuple((str(k), str(v)) for k, v in data.get("labels", []))
+        return steps, {int(t) for t in data["done"]}, labels
     except FileNotFoundError:
         raise BackfillError(
             f"{path} is missing: --resume continues a run that stopped early, beside its output"
@@ -83,13 +88,14 @@ def read_journal(output: Path) -> tuple[Steps, set[int]]:
         raise BackfillError(f"{path}: unreadable ({err})") from None
 
 
-def _write_journal(output: Path, steps: Steps, done: set[int]) -> None:
+def _write_journal(output: Path, steps: Steps, done: set[int], labels: Labels) -> None:
     body = {
         "format": JOURNAL_FORMAT,
         "since": steps.since,
         "until": steps.until,
         "step": steps.step,
         "done": sorted(done),
+        "labels": [list(pair) for pair in labels],
     }
     path = journal_path(output)
     temporary = path.with_name(path.name + ".tmp")
@@ -100,8 +106,15 @@ def _write_journal(output: Path, steps: Steps, done: set[int]) -> None:
 class Backfill:
     """One run over a list of steps, against one DevinAPI."""
 
-    def __init__(self, settings: Settings, api: DevinAPI, steps: Steps) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        api: DevinAPI,
+        steps: Steps,
+        labels: Labels = (),
+    ) -> None:
         self._settings = settings
+        self._labels = dict(labels)
         self._api = BucketCache(api, steps.until)
         self._steps = steps
         self._windows = list(settings.windows)
@@ -155,13 +168,19 @@ class Backfill:
         )
         # The Devin families only: devin_up and the exporter's own series describe the
         # daemon's polls, not Devin's past.
-        return [
+        families = [
             family
             for collector in collectors()
             if collector is not HealthCollector
             for family in collector(view).collect()
             if family.samples
         ]
+        if self._labels:
+            for family in families:
+                family.samples = [
+                    s._replace(labels={**s.labels, **self._labels}) for s in family.samples
+                ]
+        return families
 
 
 async def run_backfill(
@@ -171,11 +190,12 @@ async def run_backfill(
     output: Path,
     *,
     done: set[int] | None = None,
+    labels: Labels = (),
     stream: TextIO = sys.stderr,
 ) -> int:
     """Every step not in `done`, into `output`; the exit status of the command."""
     done = set(done or ())
-    backfill = Backfill(settings, api, steps)
+    backfill = Backfill(settings, api, steps, labels)
     pending = [t for t in steps.times if t not in done]
     spool = Spool(output.parent)
     outcome = Outcome(done=done)
@@ -224,7 +244,7 @@ async def run_backfill(
     if complete:
         journal_path(output).unlink(missing_ok=True)
     else:
-        _write_journal(output, steps, outcome.done)
+        _write_journal(output, steps, outcome.done, labels)
     for (endpoint, org, window, reason), times in sorted(outcome.left_out.items()):
         log.warning(
             "backfill_left_out",
@@ -294,10 +314,10 @@ async def backfill_command(
     """Plan, refuse or run; the exit status of `devin-exporter backfill`. `connect` opens
     the daemon's own client to Devin (its retries and per-key rate limits)."""
     done: set[int] = set()
-    steps = command.steps
+    steps, labels = command.steps, command.labels
     if command.resume:
         try:
-            journal_steps, done = read_journal(command.output)
+            journal_steps, done, journal_labels = read_journal(command.output)
         except BackfillError as err:
             print(f"devin-exporter: {err}", file=sys.stderr)
             return EXIT_USAGE
@@ -308,7 +328,13 @@ async def backfill_command(
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        steps = journal_steps
+        if labels and labels != journal_labels:
+            print(
+                "devin-exporter: --resume adds the journal's labels; leave out --label",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        steps, labels = journal_steps, journal_labels
     if steps is None:
         print("devin-exporter: backfill needs --since (or --resume)", file=sys.stderr)
         return EXIT_USAGE
@@ -323,5 +349,12 @@ async def backfill_command(
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if settings.discovery.enabled:
+        log.warning(
+            "backfill_without_discovery",
+            organizations=len(settings.polled_organizations),
+            hint="backfill covers the organizations the config lists; list discovered ones "
+            "under organizations to include them",
+        )
     async with connect() as api:
-        return await run_backfill(settings, api, steps, command.output, done=done)
+        return await run_backfill(settings, api, steps, command.output, done=done, labels=labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,25 @@ def parse_step(text: str) -> float:
     return seconds
 
 
+# The labels the Devin families use; `--label` may add others, never one of these.
+SERIES_LABELS = frozenset(
+    {"org", "window", "origin", "size", "product", "period", "state", "status"}
+    | {"status_detail", "category", "name", "segment"}
+)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """`job=devin-exporter`: a label every backfilled series gets, so that the history
+    joins the series Prometheus scrapes (which carry `job` and `instance`)."""
+    name, sep, value = text.partition("=")
+    if not sep or not _LABEL_NAME.match(name) or name.startswith("__"):
+        raise ValueError(f"{text!r} is not NAME=VALUE with a Prometheus label name")
+    if name in SERIES_LABELS:
+        raise ValueError(f"{name!r} is a label of the Devin series themselves")
+    return name, value
+
+
 def stamp(t: float) -> str:
     """`2026-11-20T10:00:00Z`: a step as people read it."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -60,3 +80,4 @@ class Command:
     resume: bool = False
     explain: bool = False
     max_requests: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()  # added to every series (`--label`)

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import FIXED_NOW, Demo, require_tool, stop_process, wait_until
+from conftest import ALL_GROUPS, FIXED_NOW, Demo, require_tool, stop_process, wait_until
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from test_prometheus_stack import Prometheus, free_port, require_prometheus, wait_for
 
-from exporter.backfill.steps import Steps, stamp
+from exporter.backfill.steps import SERIES_LABELS, Steps, stamp
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.devin.table import ENDPOINTS
 from exporter.windows import DAY_SECONDS, day_start
@@ -42,13 +42,18 @@ class Run:
     stderr: str
 
 
-def write_config(demo: Demo, tmp_path: Path, **devin: Any) -> Path:
-    """A config for the demo: sessions, consumption and dau/wau/mau of every org."""
+def write_config(demo: Demo, tmp_path: Path, *, everything: bool = False, **devin: Any) -> Path:
+    """A config for the demo: sessions, consumption and dau/wau/mau of every org; with
+    `everything`, every endpoint group and the enterprise service user."""
     account = demo.account
     keys = {
         "service_user_key_file": account.service_user_key,
         "enterprise_key_file": account.enterprise_key,
     }
+    groups = ["consumption", "active_user_buckets"]
+    if everything:
+        keys["enterprise_service_user_key_file"] = account.enterprise_service_user_key
+        groups = list(ALL_GROUPS)
     for name, key in keys.items():
         (tmp_path / name).write_text(key + "\n", encoding="utf-8")
     config = {
@@ -62,7 +67,7 @@ def write_config(demo: Demo, tmp_path: Path, **devin: Any) -> Path:
         },
         "organizations": [{"id": o.id} for o in account.orgs],
         "windows": WINDOWS,
-        "endpoints": {"consumption": {"enabled": True}, "active_user_buckets": {"enabled": True}},
+        "endpoints": {group: {"enabled": True} for group in groups},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -161,7 +166,8 @@ async def test_prometheus_on_the_blocks_answers_past_steps_with_the_demos_answer
     demo: Demo, tmp_path: Path
 ) -> None:
     output = tmp_path / "history.om"
-    ran, _ = await backfill(*backfill_args(write_config(demo, tmp_path), output))
+    labels = ("--label", "job=devin-exporter", "--label", "instance=exporter:9877")
+    ran, _ = await backfill(*backfill_args(write_config(demo, tmp_path), output, *labels))
     assert 0 == ran.status, ran.stderr
     blocks = tmp_path / "blocks"
     created = create_blocks(output, blocks)
@@ -179,7 +185,10 @@ async def test_prometheus_on_the_blocks_answers_past_steps_with_the_demos_answer
         last = max((b for b in dau if b["end_time"] < t), key=lambda b: b["end_time"])
         expected["dau", t] = last["active_users"]
     queries = {
-        "created_24h": f'devin_sessions_created{{org="{org}",window="24h"}}',
+        "created_24h": (
+            f'devin_sessions_created{{job="devin-exporter",instance="exporter:9877",'
+            f'org="{org}",window="24h"}}'
+        ),
         "acus_today": f'sum(devin_acus_consumed{{org="{org}",window="today"}})',
         "dau": f'devin_active_users_latest{{org="{org}",period="day"}}',
     }
@@ -191,6 +200,26 @@ async def test_prometheus_on_the_blocks_answers_past_steps_with_the_demos_answer
         }
     assert pytest.approx(expected) == got
     assert len({v for (name, _), v in got.items() if name == "created_24h"}) > 1  # it moves
+
+
+async def test_every_group_backfills_with_the_daemons_labels_and_no_bookkeeping(
+    demo: Demo, tmp_path: Path
+) -> None:
+    output = tmp_path / "all.om"
+    config = write_config(demo, tmp_path, everything=True)
+    ran, _ = await backfill(*backfill_args(config, output, "--label", "job=devin"))
+    assert 0 == ran.status, ran.stderr
+    got = samples(output)
+    names = {name for name, _, _ in got}
+    assert len(names) > 20
+    assert all(n.startswith("devin_") and not n.startswith("devin_exporter_") for n in names)
+    assert "devin_up" not in names
+    assert "devin_sessions_active" not in names  # live state has no past
+    label_names = {k for _, labels, _ in got for k, _ in labels}
+    assert label_names <= SERIES_LABELS | {"job"}
+    assert all(("job", "devin") in labels for _, labels, _ in got)
+    assert {t for _, _, t in got} == set(TIMES)
+    assert "event=backfill_progress steps_done=4 steps=4" in ran.stderr
 
 
 async def test_a_step_that_still_fails_is_named_and_the_file_stays_valid(
