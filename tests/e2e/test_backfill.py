@@ -9,8 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ALL_GROUPS, FIXED_NOW, Demo, require_tool, stop_process, wait_until
+from conftest import ALL_GROUPS, FIXED_NOW, Demo, require_tool, wait_until
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from test_prometheus_stack import Prometheus, free_port, require_prometheus, wait_for
+from test_prometheus_stack import running_prometheus
 
 from exporter.backfill.steps import SERIES_LABELS, Steps, stamp
 from exporter.demo.faults import Fault, PlanEntry
@@ -192,7 +190,8 @@ async def test_prometheus_on_the_blocks_answers_past_steps_with_the_demos_answer
         "acus_today": f'sum(devin_acus_consumed{{org="{org}",window="today"}})',
         "dau": f'devin_active_users_latest{{org="{org}",period="day"}}',
     }
-    with prometheus_on(blocks, tmp_path) as prometheus:
+    flags = (f"--storage.tsdb.path={blocks}", "--storage.tsdb.retention.time=100y")
+    with running_prometheus(tmp_path, {"global": {}}, *flags) as prometheus:
         got = {
             (name, t): float(prometheus.query(expr, at=t)[0]["value"][1])
             for name, expr in queries.items()
@@ -290,40 +289,3 @@ async def test_an_interrupted_run_leaves_a_valid_file_and_resumes_to_the_same_re
     )
     assert 0 == resumed.status, resumed.stderr
     assert samples(whole) == samples(output)
-
-
-@contextmanager
-def prometheus_on(blocks: Path, tmp_path: Path) -> Iterator[Prometheus]:
-    """Prometheus serving a TSDB directory of blocks, with a retention that keeps them."""
-    config = tmp_path / "prometheus.yml"
-    config.write_text("global: {}\n", encoding="utf-8")
-    port = free_port()
-    log_path = tmp_path / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                require_prometheus(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={blocks}",
-                "--storage.tsdb.retention.time=100y",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    try:
-        with httpx.Client(timeout=5) as client:
-            server = Prometheus(f"http://127.0.0.1:{port}", client, log_path)
-
-            def ready() -> bool:
-                assert process.poll() is None, f"prometheus exited:\n{server.log()}"
-                try:
-                    return client.get(f"{server.url}/-/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for("prometheus ready", ready, 60)
-            yield server
-    finally:
-        stop_process(process)

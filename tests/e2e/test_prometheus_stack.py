@@ -130,7 +130,6 @@ def prometheus_scraping(
 ) -> Iterator[Prometheus]:
     """Prometheus scraping `exporter` every second with both rule files (every `for:` 2 s),
     until the block ends; with `alertmanager_url`, it sends its alerts there."""
-    binary = require_prometheus()
     target = urlsplit(exporter.url if "//" in exporter.url else f"http://{exporter.url}")
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
@@ -147,6 +146,19 @@ def prometheus_scraping(
     if alertmanager_url is not None:
         alertmanager = {"static_configs": [{"targets": [urlsplit(alertmanager_url).netloc]}]}
         config["alerting"] = {"alertmanagers": [alertmanager]}
+    with running_prometheus(tmp_path, config, f"--storage.tsdb.path={tmp_path / 'data'}") as server:
+        wait_for(
+            "the exporter scraped",
+            lambda: [s["value"][1] for s in server.query('up{job="devin-exporter"}')] == ["1"],
+            DATA_WITHIN_SECONDS,
+        )
+        yield server
+
+
+@contextmanager
+def running_prometheus(tmp_path: Path, config: dict[str, Any], *flags: str) -> Iterator[Prometheus]:
+    """Prometheus on loopback with this config and these flags, ready, until the block ends."""
+    binary = require_prometheus()
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
@@ -156,10 +168,10 @@ def prometheus_scraping(
             [
                 binary,
                 f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 # Each alert's generatorURL (by default the machine's host name).
                 f"--web.external-url=http://127.0.0.1:{port}",
+                *flags,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -176,11 +188,6 @@ def prometheus_scraping(
                     return False
 
             wait_for("prometheus ready", ready, DATA_WITHIN_SECONDS)
-            wait_for(
-                "the exporter scraped",
-                lambda: [s["value"][1] for s in server.query('up{job="devin-exporter"}')] == ["1"],
-                DATA_WITHIN_SECONDS,
-            )
             yield server
     finally:
         stop_process(process)
