@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -220,3 +221,20 @@ def test_a_backfill_that_cannot_start_exits_2(
     )
     assert 2 == status
     assert reason in capsys.readouterr().err
+
+
+def test_a_backfill_that_cannot_write_or_read_its_output_exits_2_naming_it(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = tmp_path / "no-such-dir" / "x.om"
+    args = ["--config", str(config), "backfill", "--since", "1h", "--until", "2026-11-20T00:00:00Z"]
+    assert 2 == cli.main([*args, "--output", str(nowhere)])
+    assert f"cannot write beside {nowhere}" in capsys.readouterr().err
+
+    output = tmp_path / "x.om"
+    output.write_text("devin_x 1 1700000000\nnot openmetrics\n", encoding="utf-8")
+    journal = {"format": "devin-exporter-backfill/1", "since": 3600, "step": 3600}
+    journal |= {"until": 1_763_596_800, "done": [1_763_596_800], "labels": []}
+    (tmp_path / "x.om.journal.json").write_text(json.dumps(journal), encoding="utf-8")
+    assert 2 == cli.main(["--config", str(config), "backfill", "--resume", "--output", str(output)])
+    assert f"cannot resume from {output}" in capsys.readouterr().err

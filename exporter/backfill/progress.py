@@ -17,7 +17,8 @@ LOG_EVERY_SECONDS = 10.0
 class Progress:
     """Counts steps done; shows them as a bar on a terminal, or logs every few seconds."""
 
-    def __init__(self, total: int, done: int = 0, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, done: int = 0, stream: TextIO | None = None) -> None:
+        stream = sys.stderr if stream is None else stream
         self.total, self.done = total, done
         self._bar = (
             tqdm(total=total, initial=done, unit="step", file=stream, dynamic_ncols=True)

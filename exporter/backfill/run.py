@@ -78,6 +78,8 @@ def read_journal(output: Path) -> tuple[Steps, set[int], Labels]:
         if data.get("format") != JOURNAL_FORMAT:
             raise BackfillError(f"{path}: not a journal this version writes")
         steps = Steps(float(data["since"]), float(data["until"]), float(data["step"]))
+        if not output.exists():
+            raise BackfillError(f"{output} is missing: nothing to resume; start without --resume")
         labels = tuple((str(k), str(v)) for k, v in data.get("labels", []))
         return steps, {int(t) for t in data["done"]}, labels
     except FileNotFoundError:
@@ -191,19 +193,27 @@ async def run_backfill(
     *,
     done: set[int] | None = None,
     labels: Labels = (),
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
 ) -> int:
     """Every step not in `done`, into `output`; the exit status of the command."""
     done = set(done or ())
     backfill = Backfill(settings, api, steps, labels)
     pending = [t for t in steps.times if t not in done]
-    spool = Spool(output.parent)
+    try:
+        spool = Spool(output.parent)
+    except OSError as err:
+        print(f"devin-exporter: cannot write beside {output}: {err.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     outcome = Outcome(done=done)
     stop = asyncio.Event()
     progress = Progress(len(steps.times), len(steps.times) - len(pending), stream)
     try:
         if done:
-            spool.resume(output, done)  # steps left unfinished are done again, whole
+            try:
+                spool.resume(output, done)  # steps left unfinished are done again, whole
+            except ValueError as err:
+                print(f"devin-exporter: cannot resume from {output}: {err}", file=sys.stderr)
+                return EXIT_USAGE
 
         async def work(t: int) -> None:
             families, failed = await backfill.step(t)
