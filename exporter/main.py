@@ -33,6 +33,7 @@ from exporter.devin.table import ENDPOINTS
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
+from exporter.polling.admission import Admission
 from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
@@ -240,6 +241,7 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         instruments,
         clock=clock,
         sessions_lookback_seconds=settings.endpoints.sessions_live.lookback,
+        admission=Admission.for_concurrency(devin.max_concurrency),
     )
     exposition = Exposition(
         poller,

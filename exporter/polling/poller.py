@@ -18,6 +18,7 @@ from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
+from exporter.polling.admission import Admission
 from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, SessionSync
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
@@ -133,8 +134,11 @@ class Poller:
         *,
         clock: Clock = time.time,
         sessions_lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        admission: Admission | None = None,
     ) -> None:
         self._api = api
+        # Unbounded by default (fakes answer at once); main caps it by devin.max_concurrency.
+        self._admission = admission
         # Per target of the session list: what its earlier polls saw (counted once).
         self._sessions: dict[Target, SessionSync] = {}
         self.sessions_lookback_seconds = sessions_lookback_seconds
@@ -199,6 +203,8 @@ class Poller:
         }
         self._polled &= set(targets)
         self._sessions = {t: s for t, s in self._sessions.items() if t in by_id}
+        if self._admission is not None:
+            self._admission.retain([t.key for t in targets])
         if not any(isinstance(s.value, BillingCycle) for s in self.samples.values()):
             self.billing_cycle = None  # billing cycles are no longer polled
         removed = [t for t in self.targets if t not in by_id]
@@ -307,12 +313,41 @@ class Poller:
             self._in_flight.discard(target)
 
     async def _poll_target(self, target: Target) -> None:
-        now = self._clock()
+        if self._skipped(target, self._clock()):
+            return
+        if self._admission is None:
+            await self._poll_admitted(target)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)  # close() cancels it while it waits to be admitted
+        try:
+            async with self._admission.slot(target.key):
+                if not self._closing:
+                    await self._poll_admitted(target)
+        except asyncio.CancelledError:
+            if self._closing:
+                return
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    def _skipped(self, target: Target, now: float) -> bool:
+        """Whether the target's key was refused recently enough to skip this poll."""
         backoff = self.auth_backoff.get(target)
         if backoff is not None and now < backoff.retry_at:
             log.debug(
                 "poll_skipped", endpoint=target.endpoint, org=target.org, reason=backoff.reason
             )
+            return True
+        return False
+
+    async def _poll_admitted(self, target: Target) -> None:
+        # Now, not when dispatched: a target that waited to be admitted asks for windows
+        # that end when it is polled.
+        now = self._clock()
+        if self._skipped(target, now):
             return
         task = asyncio.current_task()
         if task is not None:
