@@ -37,6 +37,7 @@ from exporter.polling.admission import Admission
 from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
+from exporter.polling.state import StateStore
 from exporter.polling.targets import Target
 from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
@@ -81,6 +82,7 @@ _RESTART_KEYS = (
     "web.header_timeout",
     "web.idle_timeout",
     "web.max_header_bytes",
+    "state.path",
     "sharding.index",
     "sharding.count",
 )
@@ -110,6 +112,7 @@ class Runtime:
     scheduler: AsyncIOScheduler | None = None
     listener: Listener | None = None
     discovered: list[Organization] | None = None  # the latest successful listing
+    state: StateStore | None = None  # with state.path: the snapshot kept across restarts
 
     @property
     def effective(self) -> Settings:
@@ -203,10 +206,12 @@ class Runtime:
         self.poller.reconfigure(targets, list(effective.windows))
 
     async def close(self) -> None:
-        """Stop polling (cancelling requests in flight), then stop serving."""
+        """Stop polling (cancelling requests in flight), save the snapshot, stop serving."""
         await self.poller.close()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.state is not None:
+            await self.state.save_if_changed()
         await self.exposition.close()
         if self.listener is not None:
             await self.listener.close()
@@ -251,7 +256,10 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         settings.stale_after_seconds,
         clock=clock,
     )
-    return Runtime(settings, registry, client, poller, exposition, instruments)
+    runtime = Runtime(settings, registry, client, poller, exposition, instruments)
+    if settings.state.path is not None:
+        runtime.state = StateStore(settings.state.path, poller, clock=clock)
+    return runtime
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -267,6 +275,11 @@ def _some(ids: set[str], shown: int = 10) -> str | None:
     first = sorted(ids)[:shown]
     more = len(ids) - len(first)
     return ",".join(first) + (f" (+{more} more)" if more else "")
+
+
+# How often the snapshot is saved to state.path when it has changed (and on shutdown): a
+# restart after a crash loses at most this much of the polls' work.
+STATE_SAVE_INTERVAL_SECONDS = 10.0
 
 
 def schedule_discovery(scheduler: AsyncIOScheduler, runtime: Runtime) -> None:
@@ -298,9 +311,21 @@ async def start(
 ) -> Runtime:
     """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
     runtime = build(settings, http, clock=clock)
+    if runtime.state is not None:
+        # Before the first poll is scheduled: the old values are served while it runs.
+        runtime.state.restore()
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
     schedule_discovery(scheduler, runtime)
+    if runtime.state is not None:
+        scheduler.add_job(
+            runtime.state.save_if_changed,
+            IntervalTrigger(seconds=STATE_SAVE_INTERVAL_SECONDS),
+            id="state-save",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     runtime.scheduler = scheduler
     try:

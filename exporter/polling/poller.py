@@ -219,6 +219,26 @@ class Poller:
             self._schedule_jobs(poll_now)
         self._changed()
 
+    def restore(
+        self,
+        samples: Mapping[tuple[Target, str], Sample],
+        states: Mapping[tuple[Target, str], WindowState],
+    ) -> None:
+        """Take back what a previous run knew (a state file), each sample with the time
+        it was fetched; entries of targets or windows not configured now are left out.
+
+        Nothing counts as polled: readiness still waits for this run's own first polls.
+        """
+        for key, state in states.items():
+            if key in self.states:
+                self.states[key] = replace(state)
+        for key, sample in samples.items():
+            if key in self.states:
+                self.samples[key] = sample
+                if isinstance(sample.value, BillingCycle):
+                    self.billing_cycle = sample.value
+        self._changed()
+
     @property
     def ready(self) -> bool:
         """True once every target has finished its first poll, whatever its outcome.
