@@ -41,10 +41,10 @@ from exporter.polling.state import StateStore
 from exporter.polling.targets import Target
 from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
-from exporter.web.webconfig import WebSecurity
 
-if TYPE_CHECKING:  # the demo is imported only when asked for
+if TYPE_CHECKING:  # the demo and the web config (bcrypt, TLS) load only when asked for
     from exporter.demo.app import DemoAccount
+    from exporter.web.webconfig import WebSecurity
 
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
@@ -329,9 +329,7 @@ async def start(
     scheduler.start()
     runtime.scheduler = scheduler
     try:
-        security = (
-            WebSecurity.from_file(settings.web.config_file) if settings.web.config_file else None
-        )
+        security = _web_security(settings.web.config_file)
         app = ExporterApp(
             runtime.exposition,
             runtime.poller,
@@ -357,6 +355,15 @@ async def start(
         await runtime.close()
         raise
     return runtime
+
+
+def _web_security(path: Path | None) -> WebSecurity | None:
+    """The web config file's TLS and basic auth, loaded (with bcrypt) only when given."""
+    if path is None:
+        return None
+    from exporter.web.webconfig import WebSecurity
+
+    return WebSecurity.from_file(path)
 
 
 def _warn_on_odd_keys(settings: Settings) -> None:
