@@ -244,9 +244,10 @@ async def run_loadgen(args: dict[str, Any]) -> None:
 async def run_imports(args: dict[str, Any]) -> None:
     import importlib
 
+    started = time.perf_counter()
     for module in ("exporter.main", "exporter.cli"):
         importlib.import_module(module)
-    emit({"modules": len(sys.modules)})
+    emit({"modules": len(sys.modules), "import_seconds": time.perf_counter() - started})
     await serve_commands(_no_commands)
 
 
@@ -267,9 +268,10 @@ DEPENDENCIES = (
 async def run_deps(args: dict[str, Any]) -> None:
     import importlib
 
+    started = time.perf_counter()
     for module in DEPENDENCIES:
         importlib.import_module(module)
-    emit({"modules": len(sys.modules)})
+    emit({"modules": len(sys.modules), "import_seconds": time.perf_counter() - started})
     await serve_commands(_no_commands)
 
 

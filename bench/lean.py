@@ -48,9 +48,16 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def deps_floor_kib(workdir: Path) -> int:
+def imports(workdir: Path) -> dict[str, Any]:
+    """RSS and import time of the dependencies alone, and of the exporter's modules."""
     with Child("deps", {}, workdir) as deps:
-        return deps.memory_kib()["VmRSS"]
+        found = {
+            "deps_floor_kib": deps.memory_kib()["VmRSS"],
+            "deps_import_seconds": deps.hello["import_seconds"],
+        }
+    with Child("imports", {}, workdir) as exporter:
+        found["exporter_import_seconds"] = exporter.hello["import_seconds"]
+    return found
 
 
 def _settings(demo: dict[str, Any], orgs: int, plan: LeanPlan) -> dict[str, Any]:
@@ -186,7 +193,7 @@ def restart(plan: LeanPlan, workdir: Path) -> dict[str, Any]:
 
 def run(plan: LeanPlan, workdir: Path) -> dict[str, Any]:
     return {
-        "deps_floor_kib": deps_floor_kib(workdir),
+        **imports(workdir),
         "idle": idle_cpu(plan, workdir),
         "restart": restart(plan, workdir),
         "every_group": every_group(plan, workdir),
