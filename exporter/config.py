@@ -383,7 +383,7 @@ class ShardingSettings(_Section):
 
 
 class StateSettings(_Section):
-    """Where the last good snapshot is kept across restarts (see docs/runbook.md)."""
+    """Where the last good snapshot is kept across restarts (README, Resilience)."""
 
     # A file in a directory the exporter may write (an emptyDir or a volume in Kubernetes,
     # StateDirectory= under systemd); None: every start begins empty.

@@ -204,6 +204,8 @@ class Runtime:
         self.client.retain_keys([t.key for t in targets])
         self.poller.sessions_lookback_seconds = effective.endpoints.sessions_live.lookback
         self.poller.reconfigure(targets, list(effective.windows))
+        if self.state is not None:
+            self.state.adopt()  # targets discovery just added take their saved values
 
     async def close(self) -> None:
         """Stop polling (cancelling requests in flight), save the snapshot, stop serving."""

@@ -226,32 +226,70 @@ class StateStore:
         self._poller = poller
         self._clock = clock
         self._saved_version: int | None = None
+        self._loaded: StateFile | None = None  # the file read at start, until all is polled
         self._saving = asyncio.Lock()  # one save at a time: an older one never lands last
         self._failure: str | None = None  # the last save's error, logged once until it changes
 
     def restore(self) -> int:
-        """Load the file into the poller; the number of samples restored (0 on any trouble)."""
-        state_file = read(self.path)
-        if state_file is None:
+        """Load the file into the poller; the number of samples restored (0 on any trouble).
+
+        The file is kept until every target has been polled, for `adopt`: targets that
+        discovery adds later take their values from it too.
+        """
+        self._loaded = read(self.path)
+        if self._loaded is None:
             return 0
-        poller = self._poller
-        restored = match(
-            state_file, poller.targets, lambda t: [w.label for w in poller.windows_of(t)]
-        )
-        poller.restore(restored.samples, restored.states)
-        self._saved_version = poller.version  # nothing new to save yet
+        restored = self._restore_unpolled()
+        self._saved_version = self._poller.version  # nothing new to save yet
         log.info(
             "state_restored",
             path=str(self.path),
             samples=len(restored.samples),
             skipped=restored.skipped or None,
-            age_seconds=round(self._clock() - state_file.written_at, 1),
+            age_seconds=round(self._clock() - self._loaded.written_at, 1),
         )
         return len(restored.samples)
 
+    def adopt(self) -> int:
+        """Restore, from the file read at start, the targets a reconfiguration added that
+        have not been polled yet (discovery lists organisations after start-up); the number
+        of samples restored. Once every target has been polled the file is let go."""
+        if self._loaded is None:
+            return 0
+        if self._poller.ready:
+            self._loaded = None
+            return 0
+        restored = self._restore_unpolled()
+        if restored.samples:
+            log.info("state_adopted", path=str(self.path), samples=len(restored.samples))
+        return len(restored.samples)
+
+    def _restore_unpolled(self) -> Restored:
+        """Put the loaded file's values on the targets never polled nor restored yet."""
+        assert self._loaded is not None
+        poller = self._poller
+        found = match(
+            self._loaded, poller.targets, lambda t: [w.label for w in poller.windows_of(t)]
+        )
+
+        def untouched(key: tuple[Target, str]) -> bool:
+            state = poller.states.get(key)
+            return key not in poller.samples and (state is None or state.last_attempt is None)
+
+        restored = Restored(
+            {k: v for k, v in found.samples.items() if untouched(k)},
+            {k: v for k, v in found.states.items() if untouched(k)},
+            found.skipped,
+        )
+        if restored.samples or restored.states:
+            poller.restore(restored.samples, restored.states)
+        return restored
+
     def pending(self) -> Snapshot | None:
-        """A snapshot to save, or None when nothing changed since the last save."""
-        if self._poller.version == self._saved_version:
+        """A snapshot to save, or None when nothing changed since the last save, or when
+        there are no targets yet (discovery has not listed any): the previous run's file
+        is then worth more than an empty one."""
+        if self._poller.version == self._saved_version or not self._poller.targets:
             return None
         return self._poller.snapshot()
 

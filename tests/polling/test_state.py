@@ -201,3 +201,38 @@ async def test_a_value_that_no_longer_fits_its_model_is_skipped(tmp_path: Path) 
 def test_encode_skips_targets_never_polled() -> None:
     poller = make_poller(FakeDevin(), Clock(), target("org-a"))
     assert [] == decode(encode(poller.snapshot(), NOW)).windows
+
+
+async def test_targets_added_later_take_their_saved_values(tmp_path: Path) -> None:
+    """Discovery lists the organisations after start-up: they are restored then."""
+    path = await saved(tmp_path, await polled("org-a", "org-b"))
+    after = fresh_poller()
+    store = StateStore(path, after)
+    assert 0 == store.restore()
+    after.reconfigure([target("org-a", "cog_rotated"), target("org-b", "cog_rotated")], [H1, H24])
+    assert 4 == store.adopt()
+    assert {("org-a", "1h"), ("org-a", "24h"), ("org-b", "1h"), ("org-b", "24h")} == set(
+        created(after)
+    )
+
+
+async def test_a_target_polled_since_is_not_overwritten_by_the_file(tmp_path: Path) -> None:
+    path = await saved(tmp_path, await polled("org-a"))
+    api, clock = FakeDevin(), Clock()
+    clock.now = NOW + 600
+    after = make_poller(api, clock)
+    store = StateStore(path, after)
+    store.restore()
+    after.reconfigure([target("org-a")], [H1, H24])
+    await after.poll_all()
+    assert 0 == store.adopt()
+    assert NOW + 600 == after.samples[target("org-a"), "1h"].fetched_at
+
+
+async def test_nothing_is_saved_before_there_are_targets(tmp_path: Path) -> None:
+    path = await saved(tmp_path, await polled("org-a"))
+    before = path.read_bytes()
+    empty = fresh_poller()
+    empty.reconfigure([], [H1, H24])  # a change, but nothing to save yet
+    await StateStore(path, empty).save_if_changed()
+    assert before == path.read_bytes()
