@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import poll, report, scrape
+from bench import lean, poll, report, scrape
 from bench.loadgen import wrk_path
 from bench.procs import ROOT, Child
 
@@ -31,9 +31,9 @@ PARTIAL_MD = ROOT / "bench" / "results-partial.md"
 DOCS = ROOT / "docs" / "performance.md"
 DOCS_START, DOCS_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
-# Organisations polled for about 1k, 10k and 50k series with 4 windows and v2 on (about
+# Organisations polled for about 1k, 10k and 100k series with 4 windows and v2 on (about
 # 130 series per organisation, the exporter's own included, plus about 60 in all).
-SIZES = (scrape.Size("1k", 8), scrape.Size("10k", 77), scrape.Size("50k", 387))
+SIZES = (scrape.Size("1k", 8), scrape.Size("10k", 77), scrape.Size("100k", 773))
 QUICK_SIZES = (scrape.Size("1k", 8), scrape.Size("10k", 77))
 
 
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="load generator: wrk if installed (auto), or the asyncio one",
     )
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per scrape cell")
-    parser.add_argument("--only", choices=("scrape", "poll"), help="run one part only")
+    parser.add_argument("--only", choices=("scrape", "poll", "lean"), help="run one part only")
     parser.add_argument(
         "--write-docs", action="store_true", help=f"rewrite the tables in {DOCS.relative_to(ROOT)}"
     )
@@ -113,7 +113,8 @@ def write_docs(text: str) -> None:
 
 
 def _is_full(results: dict[str, Any]) -> bool:
-    return not results["quick"] and bool(results["scrape"]) and bool(results["poll"])
+    parts = ("scrape", "poll", "lean")
+    return not results["quick"] and all(bool(results.get(part)) for part in parts)
 
 
 def publish(results: dict[str, Any], *, docs: bool) -> None:
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     poll_plan = (
         poll.PollPlan(orgs=(10, 100), latencies_seconds=(0.05,)) if args.quick else poll.PollPlan()
     )
+    lean_plan = (
+        lean.LeanPlan(every_group_orgs=50, idle_seconds=5.0) if args.quick else lean.LeanPlan()
+    )
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
@@ -156,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         "generator": generator,
         "scrape_plan": plan.__dict__,
         "poll_settings": poll_plan.__dict__,
+        "lean_settings": lean_plan.__dict__,
         "scrape": [],
         "poll": [],
+        "lean": {},
     }
     print(
         f"bench: load generator {generator}, {results['machine']['nproc']} CPUs",
@@ -172,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scrape"] = run_scrapes(args, generator, workdir, plan)
         if args.only in (None, "poll"):
             results["poll"] = poll.run(poll_plan, workdir)
+        if args.only in (None, "lean"):
+            results["lean"] = lean.run(lean_plan, workdir)
     results["duration_seconds"] = time.monotonic() - started
     results["commit_at_end"] = _commit()
     if results["commit_at_end"] != results["machine"]["commit"]:

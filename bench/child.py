@@ -5,13 +5,17 @@ Each role starts its server (or load generator), says so on stdout as a line
 closes. Anything else a role prints (logs) goes to stderr.
 
 Roles:
-  demo      the demo Devin API, every target delayed by `delay_seconds`
-  exporter  the exporter, built by `exporter.main.start` from settings values
+  demo      the demo Devin API, every target delayed by `delay_seconds` (the seed
+            endpoints', or with `every_endpoint` every endpoint's); `delay` re-times it
+  exporter  the exporter, built by `exporter.main.start` from settings values; its
+            `@bench` line comes when the first snapshot is complete, or with
+            `hello: started` as soon as it serves
   stock     a stock prometheus-client exporter: one Gauge child per series, rendered on
             every scrape by `prometheus_client.start_http_server`
   static    aiohttp returning prebuilt bytes (gzipped once): the floor
   loadgen   the asyncio load generator of `bench.loadgen`
   imports   the exporter's modules imported, nothing running: the memory floor
+  deps      the dependencies alone imported: the floor under that floor
 """
 
 from __future__ import annotations
@@ -64,18 +68,26 @@ async def _no_commands(command: Command) -> dict[str, Any]:
 async def run_demo(args: dict[str, Any]) -> None:
     from exporter.demo.app import DemoAccount, DemoAPI
     from exporter.demo.faults import Fault, FaultPlan, PlanEntry
+    from exporter.devin.table import ENDPOINTS
     from exporter.web.listener import listen
 
     account = DemoAccount.generate(args["orgs"], seed=args.get("seed", 1))
-    entries: list[PlanEntry] = []
-    delay = float(args.get("delay_seconds", 0.0))
-    if delay:
-        faults = [Fault(delay_seconds=delay)]
+    every_endpoint = bool(args.get("every_endpoint", False))
+
+    def delays(seconds: float) -> list[PlanEntry]:
+        if not seconds:
+            return []
+        faults = [Fault(delay_seconds=seconds)]
         ids = [o.id for o in account.orgs]
-        entries += [PlanEntry(endpoint="v3_org_sessions", org=i, faults=faults) for i in ids]
+        if every_endpoint:
+            names = list(ENDPOINTS)
+            return [PlanEntry(endpoint=n, org=i, faults=faults) for n in names for i in [*ids, ""]]
+        entries = [PlanEntry(endpoint="v3_org_sessions", org=i, faults=faults) for i in ids]
         entries += [PlanEntry(endpoint="v2_enterprise_sessions", org=i, faults=faults) for i in ids]
         entries.append(PlanEntry(endpoint="v2_enterprise_sessions", org="", faults=faults))
-    api = DemoAPI(account, plan=FaultPlan(entries))
+        return entries
+
+    api = DemoAPI(account, plan=FaultPlan(delays(float(args.get("delay_seconds", 0.0)))))
     listener = await listen(api.app(), "127.0.0.1:0")
     try:
         # Throw-away keys of the demo API, sent to the parent over a pipe, never logged.
@@ -84,11 +96,16 @@ async def run_demo(args: dict[str, Any]) -> None:
                 "url": listener.url,
                 "service_user_key": account.service_user_key,
                 "enterprise_key": account.enterprise_key,
+                "enterprise_service_user_key": account.enterprise_service_user_key,
                 "orgs": [{"id": o.id, "name": o.name} for o in account.orgs],
             }
         )
 
         async def requests(command: Command) -> dict[str, Any]:
+            if command.get("cmd") == "delay":
+                api.plan.clear()
+                for entry in delays(float(command["seconds"])):
+                    api.plan.set(entry)
             return {"requests": sum(api.plan.requests.values())}
 
         await serve_commands(requests)
@@ -111,20 +128,22 @@ async def run_exporter(args: dict[str, Any]) -> None:
         start_called = time.time()
         runtime = await main.start(settings, http)
         try:
-            # `ready` is a property, with no event to wait on: look at it every 2 ms.
-            while not runtime.poller.ready:  # noqa: ASYNC110
-                await asyncio.sleep(0.002)
-            ready_at = time.time()
             poller = runtime.poller
-            emit(
-                {
-                    "url": runtime.url,
-                    "start_called_at": start_called,
-                    "ready_at": ready_at,
-                    "targets": len(poller.targets),
-                    "targets_down": sum(not poller.up(t) for t in poller.targets),
-                }
-            )
+            if args.get("hello") == "started":
+                emit({"url": runtime.url, "start_called_at": start_called})
+            else:
+                # `ready` is a property, with no event to wait on: look at it every 2 ms.
+                while not runtime.poller.ready:  # noqa: ASYNC110
+                    await asyncio.sleep(0.002)
+                emit(
+                    {
+                        "url": runtime.url,
+                        "start_called_at": start_called,
+                        "ready_at": time.time(),
+                        "targets": len(poller.targets),
+                        "targets_down": sum(not poller.up(t) for t in poller.targets),
+                    }
+                )
 
             async def cycle(command: Command) -> dict[str, Any]:
                 if command.get("cmd") != "cycle":
@@ -225,9 +244,34 @@ async def run_loadgen(args: dict[str, Any]) -> None:
 async def run_imports(args: dict[str, Any]) -> None:
     import importlib
 
+    started = time.perf_counter()
     for module in ("exporter.main", "exporter.cli"):
         importlib.import_module(module)
-    emit({"modules": len(sys.modules)})
+    emit({"modules": len(sys.modules), "import_seconds": time.perf_counter() - started})
+    await serve_commands(_no_commands)
+
+
+# What issue 14 measures the exporter's memory against: its dependencies, imported.
+DEPENDENCIES = (
+    "aiohttp.web",
+    "httpx",
+    "pydantic",
+    "pydantic_settings",
+    "prometheus_client",
+    "apscheduler.schedulers.asyncio",
+    "yaml",
+    "tenacity",
+    "aiolimiter",
+)
+
+
+async def run_deps(args: dict[str, Any]) -> None:
+    import importlib
+
+    started = time.perf_counter()
+    for module in DEPENDENCIES:
+        importlib.import_module(module)
+    emit({"modules": len(sys.modules), "import_seconds": time.perf_counter() - started})
     await serve_commands(_no_commands)
 
 
@@ -243,6 +287,7 @@ def main() -> None:
         "static": run_static,
         "loadgen": run_loadgen,
         "imports": run_imports,
+        "deps": run_deps,
     }
     asyncio.run(runners[role](args))
 

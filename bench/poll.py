@@ -80,8 +80,11 @@ def run_cell(
         if first > plan.skip_second_cycle_over * bound + 5:
             # Far off the bound already: a second cycle would add minutes and say nothing new.
             cycle = {"seconds": first, "targets_down": hello["targets_down"], "kind": "first"}
+            cycle_cpu = None
         else:
+            cpu_before = exporter.cpu_seconds()
             cycle = {**exporter.ask({"cmd": "cycle"}, timeout=900), "kind": "second"}
+            cycle_cpu = exporter.cpu_seconds() - cpu_before
         for variant in VARIANTS:
             fetch(f"{hello['url']}/metrics", variant.headers)
         memory_after = exporter.memory_kib()
@@ -101,6 +104,12 @@ def run_cell(
         "start_to_ready_seconds": hello["ready_at"] - hello["start_called_at"],
         "cycle_seconds": cycle["seconds"],
         "cycle_kind": cycle["kind"],
+        # The exporter's own CPU time in that cycle: what it spends besides waiting.
+        "cycle_cpu_seconds": cycle_cpu,
+        # The bound counting whole rounds of C requests: none can start before a slot frees.
+        "bound_in_rounds_seconds": max(
+            max(n / rate, -(-n // concurrency) * latency) for n in per_key.values()
+        ),
         "targets": hello["targets"],
         "targets_down": max(hello["targets_down"], cycle["targets_down"]),
         "rss_kib_ready": memory_ready["VmRSS"],

@@ -31,7 +31,6 @@ from exporter.config import (
 from exporter.durations import parse_duration
 from exporter.polling.plan import explain, request_plan
 from exporter.sharding import parse_shard
-from exporter.web.webconfig import WebConfigError, WebSecurity
 
 EXIT_CONFIG = 2
 
@@ -310,6 +309,9 @@ def checked_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
     """The settings, with the web configuration file (TLS files included) checked too."""
     settings = load_settings(path, **overrides)
     if settings.web.config_file is not None:
+        # Only with a web config file: bcrypt and the TLS machinery load for it alone.
+        from exporter.web.webconfig import WebConfigError, WebSecurity
+
         try:
             WebSecurity.from_file(settings.web.config_file)
         except WebConfigError as err:

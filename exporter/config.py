@@ -382,6 +382,14 @@ class ShardingSettings(_Section):
         return self.shard == 0
 
 
+class StateSettings(_Section):
+    """Where the last good snapshot is kept across restarts (README, Resilience)."""
+
+    # A file in a directory the exporter may write (an emptyDir or a volume in Kubernetes,
+    # StateDirectory= under systemd); None: every start begins empty.
+    path: Path | None = None
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -407,6 +415,7 @@ class Settings(BaseSettings):
     stale_after: Seconds | None = Field(default=None, gt=0)
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    state: StateSettings = StateSettings()
     sharding: ShardingSettings = ShardingSettings()
     endpoints: EndpointsSettings = EndpointsSettings()
     discovery: DiscoverySettings = DiscoverySettings()

@@ -33,17 +33,19 @@ from exporter.devin.table import ENDPOINTS
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
+from exporter.polling.admission import Admission
 from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
+from exporter.polling.state import StateStore
 from exporter.polling.targets import Target
 from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
-from exporter.web.webconfig import WebSecurity
 
-if TYPE_CHECKING:  # the demo and the backfill are imported only when asked for
+if TYPE_CHECKING:  # the demo, the backfill and the web config (bcrypt, TLS): only when asked
     from exporter.backfill.steps import Command as BackfillCommand
     from exporter.demo.app import DemoAccount
+    from exporter.web.webconfig import WebSecurity
 
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
@@ -81,6 +83,7 @@ _RESTART_KEYS = (
     "web.header_timeout",
     "web.idle_timeout",
     "web.max_header_bytes",
+    "state.path",
     "sharding.index",
     "sharding.count",
 )
@@ -110,6 +113,7 @@ class Runtime:
     scheduler: AsyncIOScheduler | None = None
     listener: Listener | None = None
     discovered: list[Organization] | None = None  # the latest successful listing
+    state: StateStore | None = None  # with state.path: the snapshot kept across restarts
 
     @property
     def effective(self) -> Settings:
@@ -201,12 +205,16 @@ class Runtime:
         self.client.retain_keys([t.key for t in targets])
         self.poller.sessions_lookback_seconds = effective.endpoints.sessions_live.lookback
         self.poller.reconfigure(targets, list(effective.windows))
+        if self.state is not None:
+            self.state.adopt()  # targets discovery just added take their saved values
 
     async def close(self) -> None:
-        """Stop polling (cancelling requests in flight), then stop serving."""
+        """Stop polling (cancelling requests in flight), save the snapshot, stop serving."""
         await self.poller.close()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.state is not None:
+            await self.state.save_if_changed()
         await self.exposition.close()
         if self.listener is not None:
             await self.listener.close()
@@ -248,6 +256,7 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         instruments,
         clock=clock,
         sessions_lookback_seconds=settings.endpoints.sessions_live.lookback,
+        admission=Admission.for_concurrency(settings.devin.max_concurrency),
     )
     exposition = Exposition(
         poller,
@@ -257,7 +266,10 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         settings.stale_after_seconds,
         clock=clock,
     )
-    return Runtime(settings, registry, client, poller, exposition, instruments)
+    runtime = Runtime(settings, registry, client, poller, exposition, instruments)
+    if settings.state.path is not None:
+        runtime.state = StateStore(settings.state.path, poller, clock=clock)
+    return runtime
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -273,6 +285,11 @@ def _some(ids: set[str], shown: int = 10) -> str | None:
     first = sorted(ids)[:shown]
     more = len(ids) - len(first)
     return ",".join(first) + (f" (+{more} more)" if more else "")
+
+
+# How often the snapshot is saved to state.path when it has changed (and on shutdown): a
+# restart after a crash loses at most this much of the polls' work.
+STATE_SAVE_INTERVAL_SECONDS = 10.0
 
 
 def schedule_discovery(scheduler: AsyncIOScheduler, runtime: Runtime) -> None:
@@ -304,15 +321,25 @@ async def start(
 ) -> Runtime:
     """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
     runtime = build(settings, http, clock=clock)
+    if runtime.state is not None:
+        # Before the first poll is scheduled: the old values are served while it runs.
+        runtime.state.restore()
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
     schedule_discovery(scheduler, runtime)
+    if runtime.state is not None:
+        scheduler.add_job(
+            runtime.state.save_if_changed,
+            IntervalTrigger(seconds=STATE_SAVE_INTERVAL_SECONDS),
+            id="state-save",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     runtime.scheduler = scheduler
     try:
-        security = (
-            WebSecurity.from_file(settings.web.config_file) if settings.web.config_file else None
-        )
+        security = _web_security(settings.web.config_file)
         app = ExporterApp(
             runtime.exposition,
             runtime.poller,
@@ -338,6 +365,15 @@ async def start(
         await runtime.close()
         raise
     return runtime
+
+
+def _web_security(path: Path | None) -> WebSecurity | None:
+    """The web config file's TLS and basic auth, loaded (with bcrypt) only when given."""
+    if path is None:
+        return None
+    from exporter.web.webconfig import WebSecurity
+
+    return WebSecurity.from_file(path)
 
 
 def _warn_on_odd_keys(settings: Settings) -> None:

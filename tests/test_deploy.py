@@ -653,6 +653,19 @@ def test_deployment_mounts_config_and_keys_that_the_config_points_at() -> None:
         assert name in secret["stringData"], path
 
 
+def test_deployment_keeps_the_state_file_in_a_writable_pod_volume() -> None:
+    """state.path lies in an emptyDir mounted read-write: the root filesystem is not."""
+    resources = k8s_resources()
+    pod = resources["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    config = yaml.safe_load(resources["ConfigMap"]["data"]["config.yaml"])
+    directory = config["state"]["path"].rpartition("/")[0]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert not mount.get("readOnly", False)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mount["name"]]
+
+
 def test_service_servicemonitor_and_networkpolicy_agree() -> None:
     resources = k8s_resources()
     pod_labels = resources["Deployment"]["spec"]["template"]["metadata"]["labels"]
@@ -774,6 +787,18 @@ def test_systemd_unit_hands_every_key_over_as_a_credential() -> None:
     assert files, "the keys must reach the exporter through *_file settings"
     assert credentials == set(files.values())
     assert all(name.startswith("DEVIN_EXPORTER_DEVIN__") for name in files)
+
+
+def test_systemd_unit_keeps_the_state_file_in_its_state_directory() -> None:
+    """ProtectSystem=strict leaves only the StateDirectory writable: state.path is in it."""
+    unit = unit_directives()
+    paths = [
+        value
+        for name, _, value in (e.partition("=") for e in unit["Environment"])
+        if name == "DEVIN_EXPORTER_STATE__PATH"
+    ]
+    assert ["devin-exporter"] == unit["StateDirectory"]
+    assert ["%S/devin-exporter/state.json"] == paths
 
 
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:

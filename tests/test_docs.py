@@ -73,6 +73,7 @@ def test_config_example_documents_every_top_level_section() -> None:
         "discovery:",
         "segments:",
         "enterprise_service_user_key_file:",
+        "state:",
     ):
         assert key in example
 

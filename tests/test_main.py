@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -68,3 +70,16 @@ def test_intervals_name_each_polled_group_once_with_its_own_interval() -> None:
 
 def test_intervals_of_no_target_is_empty() -> None:
     assert "" == main.intervals([])
+
+
+def test_a_plain_run_loads_neither_the_demo_nor_the_web_config_machinery() -> None:
+    """Memory: the demo API and bcrypt/TLS loading cost about 4 MB a run does not use."""
+    code = (
+        "import sys, exporter.cli, exporter.main; "
+        "print(','.join(sorted(m for m in sys.modules if m.startswith("
+        "('exporter.demo', 'exporter.web.webconfig', 'bcrypt')))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert "" == loaded

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
 import time
 import zlib
@@ -177,6 +178,64 @@ class _Request(Generic[_Model]):
     model: type[_Model]
 
 
+class _RetryAfterPastBudget(stop_base):
+    """Give up now when the server asks for a wait longer than the budget left."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        self._budget_seconds = budget_seconds
+
+    def __call__(self, state: RetryCallState) -> bool:
+        error = _error_of(state)
+        left = self._budget_seconds - (state.seconds_since_start or 0.0)
+        return error is not None and (error.retry_after or 0.0) > left
+
+
+class _Wait:
+    """How long to wait before the next attempt: Retry-After when the server says, full
+    jitter otherwise, never past the budget; none after a 429, whose cooldown the key's
+    gate applies to every request of the key, this one too."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._budget_seconds = policy.budget_seconds
+        self._backoff = wait_random_exponential(
+            multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        error = _error_of(state)
+        left = self._budget_seconds - (state.seconds_since_start or 0.0)
+        if error is not None and error.status == 429:
+            return 0.0
+        if error is not None and error.retry_after is not None:
+            return max(0.0, min(error.retry_after, left))
+        return max(0.0, min(self._backoff(state), left))
+
+
+@dataclass(frozen=True)
+class _RetryParts:
+    """The stateless parts of a policy's retries, shared by every request under it."""
+
+    stop: stop_base
+    wait: _Wait
+
+
+@functools.lru_cache(maxsize=8)
+def _retry_parts(policy: RetryPolicy) -> _RetryParts:
+    stop = (
+        stop_after_attempt(policy.attempts)
+        | stop_after_delay(policy.budget_seconds)
+        | _RetryAfterPastBudget(policy.budget_seconds)
+    )
+    return _RetryParts(stop, _Wait(policy))
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, DevinAPIError) and error.transient
+
+
+_RETRY_TRANSIENT: Final = retry_if_exception(_is_transient)
+
+
 class DevinClient:
     """The real `DevinAPI`: bearer auth, per-key rate limits, retries, typed answers.
 
@@ -277,42 +336,20 @@ class DevinClient:
     async def _get(self, request: _Request[_Model]) -> _Model:
         """One request with its retries: transient failures only, within the budget."""
         policy = self.retry_policy
-        backoff = wait_random_exponential(
-            multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
-        )
-
-        def wait(state: RetryCallState) -> float:
-            error = _error_of(state)
-            left = policy.budget_seconds - (state.seconds_since_start or 0.0)
-            if error is not None and error.status == 429:
-                return (
-                    0.0  # the key's gate holds every request, this one too, until the cooldown ends
-                )
-            if error is not None and error.retry_after is not None:
-                return max(0.0, min(error.retry_after, left))
-            return max(0.0, min(backoff(state), left))
-
-        class RetryAfterPastBudget(stop_base):
-            """Give up now when the server asks for a wait longer than the budget left."""
-
-            def __call__(self, state: RetryCallState) -> bool:
-                error = _error_of(state)
-                left = policy.budget_seconds - (state.seconds_since_start or 0.0)
-                return error is not None and (error.retry_after or 0.0) > left
+        on_retry = self._on_retry
 
         def before_sleep(state: RetryCallState) -> None:
             error = _error_of(state)
-            if error is not None and self._on_retry is not None:
-                self._on_retry(request.endpoint, error.reason)
+            if error is not None and on_retry is not None:
+                on_retry(request.endpoint, error.reason)
 
+        # Built per request (tenacity keeps its state on the object), from parts made once
+        # per policy: thousands of requests wait at the gates at the start of a cycle.
+        parts = _retry_parts(policy)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, DevinAPIError) and e.transient),
-            stop=(
-                stop_after_attempt(policy.attempts)
-                | stop_after_delay(policy.budget_seconds)
-                | RetryAfterPastBudget()
-            ),
-            wait=wait,
+            retry=_RETRY_TRANSIENT,
+            stop=parts.stop,
+            wait=parts.wait,
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -22,6 +22,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from exporter.config import Organization
 from exporter.metrics.instruments import Instruments
 from exporter.metrics.registry import view_registry
+from exporter.metrics.release import release_freed_memory
 from exporter.metrics.view import View
 from exporter.polling.poller import Poller
 
@@ -73,12 +74,16 @@ class _Rendered:
 def _render(view: View) -> _Rendered:
     registry = view_registry(view)
     openmetrics = generate_openmetrics(registry).removesuffix(_EOF)  # type: ignore[no-untyped-call]
-    return _Rendered(
+    rendered = _Rendered(
         version=view.snapshot.version,
         expires_at=view.expires_at,
         text=_Part.of(generate_latest(registry)),
         openmetrics=_Part.of(openmetrics),
     )
+    del registry, openmetrics
+    # The families of a large snapshot took tens of MB, now free but still resident.
+    release_freed_memory()
+    return rendered
 
 
 class Exposition:

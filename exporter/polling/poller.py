@@ -18,6 +18,7 @@ from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
+from exporter.polling.admission import Admission
 from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, SessionSync
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
@@ -133,8 +134,11 @@ class Poller:
         *,
         clock: Clock = time.time,
         sessions_lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        admission: Admission | None = None,
     ) -> None:
         self._api = api
+        # Unbounded by default (fakes answer at once); main caps it by devin.max_concurrency.
+        self._admission = admission
         # Per target of the session list: what its earlier polls saw (counted once).
         self._sessions: dict[Target, SessionSync] = {}
         self.sessions_lookback_seconds = sessions_lookback_seconds
@@ -199,6 +203,8 @@ class Poller:
         }
         self._polled &= set(targets)
         self._sessions = {t: s for t, s in self._sessions.items() if t in by_id}
+        if self._admission is not None:
+            self._admission.retain([t.key for t in targets])
         if not any(isinstance(s.value, BillingCycle) for s in self.samples.values()):
             self.billing_cycle = None  # billing cycles are no longer polled
         removed = [t for t in self.targets if t not in by_id]
@@ -211,6 +217,26 @@ class Poller:
             if new_windows:
                 poll_now |= {t for t in targets if t in old_targets}
             self._schedule_jobs(poll_now)
+        self._changed()
+
+    def restore(
+        self,
+        samples: Mapping[tuple[Target, str], Sample],
+        states: Mapping[tuple[Target, str], WindowState],
+    ) -> None:
+        """Take back what a previous run knew (a state file), each sample with the time
+        it was fetched; entries of targets or windows not configured now are left out.
+
+        Nothing counts as polled: readiness still waits for this run's own first polls.
+        """
+        for key, state in states.items():
+            if key in self.states:
+                self.states[key] = replace(state)
+        for key, sample in samples.items():
+            if key in self.states:
+                self.samples[key] = sample
+                if isinstance(sample.value, BillingCycle):
+                    self.billing_cycle = sample.value
         self._changed()
 
     @property
@@ -307,12 +333,41 @@ class Poller:
             self._in_flight.discard(target)
 
     async def _poll_target(self, target: Target) -> None:
-        now = self._clock()
+        if self._skipped(target, self._clock()):
+            return
+        if self._admission is None:
+            await self._poll_admitted(target)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)  # close() cancels it while it waits to be admitted
+        try:
+            async with self._admission.slot(target.key):
+                if not self._closing:
+                    await self._poll_admitted(target)
+        except asyncio.CancelledError:
+            if self._closing:
+                return
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    def _skipped(self, target: Target, now: float) -> bool:
+        """Whether the target's key was refused recently enough to skip this poll."""
         backoff = self.auth_backoff.get(target)
         if backoff is not None and now < backoff.retry_at:
             log.debug(
                 "poll_skipped", endpoint=target.endpoint, org=target.org, reason=backoff.reason
             )
+            return True
+        return False
+
+    async def _poll_admitted(self, target: Target) -> None:
+        # Now, not when dispatched: a target that waited to be admitted asks for windows
+        # that end when it is polled.
+        now = self._clock()
+        if self._skipped(target, now):
             return
         task = asyncio.current_task()
         if task is not None:
