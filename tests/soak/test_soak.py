@@ -38,7 +38,11 @@ SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_SECONDS + 120)]
 ORGS = 22
 SCRAPERS = int(os.environ.get("SOAK_SCRAPERS", "20"))
-POLL_INTERVAL_SECONDS = 2
+# Every target is polled every 4 s, a hundred times production's pace. At 2 s the key's
+# gate could not pass one cycle's requests within their budget (the interval) on a slow
+# 2-CPU machine: most timed out waiting, and the poll was all failure (measured: 38% of
+# the nominal requests made, 600 poll_failed; at 4 s, 104% and 100).
+POLL_INTERVAL_SECONDS = 4
 STALE_AFTER_SECONDS = 20
 WINDOWS = 4
 ATTEMPTS = 3
