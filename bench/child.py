@@ -251,7 +251,7 @@ async def run_imports(args: dict[str, Any]) -> None:
     await serve_commands(_no_commands)
 
 
-# What issue 14 measures the exporter's memory against: its dependencies, imported.
+# What the exporter's memory is measured against: its dependencies, imported.
 DEPENDENCIES = (
     "aiohttp.web",
     "httpx",

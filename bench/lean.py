@@ -1,4 +1,4 @@
-"""Issue 14's cells: the dependencies' memory floor, every endpoint group at 500
+"""The leanness cells: the dependencies' memory floor, every endpoint group at 500
 organisations, the idle CPU between polls, and restarts with and without `state.path`.
 
 - deps floor: the RSS of a process that has imported the exporter's dependencies and
