@@ -127,12 +127,18 @@ class Exposition:
         return self._rendering
 
     async def _current(self) -> _Rendered:
-        """The latest rendering; waits for a new one if it is behind the poller or stale."""
+        """A rendering at least as new as the snapshot this scrape found, and not stale.
+
+        Polls landing while it renders wait for the next scrape: waiting for a rendering
+        that matches the poller's version at the end would, while polls land faster than
+        a rendering takes, hold a scrape through one rendering after another.
+        """
+        wanted = self._poller.version
         while True:
             rendered = self._rendered
             if (
                 rendered is not None
-                and rendered.version == self._poller.version
+                and rendered.version >= wanted
                 and self._clock() < rendered.expires_at
             ):
                 return rendered

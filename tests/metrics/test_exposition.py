@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
+from typing import Any
 
+import pytest
 from fakes import INTERVAL, NOW, Clock, FakeDevin, make_poller, target
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Organization
+from exporter.metrics import exposition as exposition_module
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.exposition import _render as render
 from exporter.metrics.instruments import Instruments
+from exporter.metrics.view import View
 
 
 async def body(exposition: Exposition, *, openmetrics: bool, gzip: bool) -> bytes:
@@ -91,3 +97,24 @@ async def test_the_own_counters_are_rendered_again_only_when_they_change() -> No
     changed = await exposition.body(openmetrics=False, gzip=True)
     assert changed[1] is not again[1]
     assert b'code="200"' in gzip.decompress(changed[0] + changed[1])
+
+
+async def test_polls_landing_during_every_render_do_not_hold_a_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exposition, _, _ = make_exposition()
+    poller = exposition._poller
+    await poller.poll_all()
+    renders: list[int] = []
+
+    def churning(view: View) -> Any:
+        renders.append(view.snapshot.version)
+        poller.version += 1  # a poll lands while this renders, as under a busy poller
+        return render(view)
+
+    monkeypatch.setattr(exposition_module, "_render", churning)
+    raw = await asyncio.wait_for(body(exposition, openmetrics=False, gzip=False), timeout=30)
+    assert b"devin_sessions_created{" in raw
+    assert 1 == len(renders)  # the snapshot the scrape found, rendered once
+    await body(exposition, openmetrics=False, gzip=False)
+    assert 2 == len(renders)  # the next scrape shows what landed meanwhile
