@@ -4,7 +4,9 @@
 SOAK_SCRAPERS how many there are (20). Beside them run the abusers: a slowloris of
 SOAK_SLOWLORIS connections (100) that never finish their headers, and an auth flood of
 SOAK_FLOODERS clients (10) that send wrong passwords, each one new. The scrapers
-authenticate with basic auth, and a fresh client probes /metrics every second.
+authenticate with basic auth, and a fresh client probes /metrics every second from a
+process of its own (tests/soak/probe.py), so that its latency is the exporter's and not
+that of the scrapers' busy event loop.
 
 It prints the exporter's peak memory, the scrape latencies (p50, p99, max) of the
 scrapers and of the fresh probes, the log's size, and the request counts. It fails when
@@ -257,19 +259,11 @@ async def scraper(url: str, deadline: float, number: int, seen: Scrapes) -> None
                 seen.bodies.append((time.monotonic(), response.text))
 
 
-async def fresh_prober(url: str, deadline: float, pid: int, abuse: Probes) -> None:
-    """Every second, a brand-new client scrapes once; and the exporter's RSS is sampled."""
+async def rss_sampler(deadline: float, pid: int, abuse: Probes) -> None:
+    """The exporter's peak memory, sampled every second."""
     while time.monotonic() < deadline:
         abuse.peak_rss_kb = max(abuse.peak_rss_kb, rss_kb(pid))
-        began = time.monotonic()
-        async with httpx.AsyncClient(timeout=FRESH_SCRAPE_LIMIT_SECONDS) as http:
-            try:
-                response = await http.get(f"{url}/metrics", auth=(USER, PASSWORD))
-            except httpx.HTTPError as err:
-                abuse.fresh_errors[type(err).__name__] += 1
-            else:
-                abuse.fresh.append((response.status_code, time.monotonic() - began))
-        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+        await asyncio.sleep(1.0)
 
 
 def quantiles(seconds: list[float]) -> str:
@@ -299,16 +293,26 @@ async def test_soak_under_faults_abuse_and_concurrent_scrapes(pair: Pair) -> Non
         *(str(SOAK_SECONDS), str(SLOWLORIS), str(FLOODERS), USER),
         stdout=subprocess.PIPE,
     )
+    prober = await asyncio.create_subprocess_exec(
+        *(sys.executable, str(Path(__file__).with_name("probe.py")), url),
+        *(str(SOAK_SECONDS), USER, str(FRESH_SCRAPE_LIMIT_SECONDS)),
+        stdout=subprocess.PIPE,
+        env={**os.environ, "SOAK_PASSWORD": PASSWORD},
+    )
     scrapers = [asyncio.create_task(scraper(url, deadline, n, seen)) for n in range(SCRAPERS)]
-    prober = asyncio.create_task(fresh_prober(url, deadline, pair.exporter.pid, abuse))
+    sampler = asyncio.create_task(rss_sampler(deadline, pair.exporter.pid, abuse))
     await asyncio.sleep(min(WARMUP_SECONDS, SOAK_SECONDS / 2))
     rss_warm = rss_kb(pair.exporter.pid)
     warm_at = time.monotonic() - started
     log_warm = pair.log_path.stat().st_size
-    await asyncio.gather(*scrapers, prober)
+    await asyncio.gather(*scrapers, sampler)
     rss_end = rss_kb(pair.exporter.pid)
     out, _ = await asyncio.wait_for(abusers.communicate(), timeout=60)
     flood = json.loads(out.decode().strip().splitlines()[-1])
+    probed, _ = await asyncio.wait_for(prober.communicate(), timeout=60)
+    probes = json.loads(probed.decode().strip().splitlines()[-1])
+    abuse.fresh = [(status, seconds) for status, seconds in probes["fresh"]]
+    abuse.fresh_errors = Counter(probes["errors"])
     elapsed = time.monotonic() - started
     async with httpx.AsyncClient(timeout=10, auth=(USER, PASSWORD)) as http:
         requests = (await http.get(f"{pair.demo_url}/_demo/requests")).json()
