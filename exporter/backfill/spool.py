@@ -76,23 +76,25 @@ class Spool:
             self.drop(self.load(path) - done)
 
     def load(self, path: Path) -> set[int]:
-        """Read an earlier run's output (strictly, as OpenMetrics); the times it holds."""
-        by_time: dict[int, list[Metric]] = {}
+        """Read an earlier run's output (strictly, as OpenMetrics) into the spool, a family
+        at a time; the times it holds."""
+        times: set[int] = set()
         with path.open(encoding="utf-8") as text:
             for family in text_fd_to_metric_families(text):  # type: ignore[no-untyped-call]
+                by_time: dict[int, Metric] = {}
                 for s in family.samples:
                     if s.timestamp is None:
                         raise ValueError(f"{path}: {s.name} has a sample without a timestamp")
                     t = int(float(s.timestamp))
-                    families = by_time.setdefault(t, [])
-                    if not families or families[-1].name != family.name:
-                        families.append(
-                            Metric(family.name, family.documentation, family.type, family.unit)
-                        )
-                    families[-1].samples.append(s)
-        for t, families in by_time.items():
-            self.add(t, families)
-        return set(by_time)
+                    at = by_time.get(t)
+                    if at is None:
+                        doc, kind, unit = family.documentation, family.type, family.unit
+                        at = by_time[t] = Metric(family.name, doc, kind, unit)
+                    at.samples.append(s)
+                for t, at in by_time.items():
+                    self.add(t, [at])
+                times |= by_time.keys()
+        return times
 
     def write(self, path: Path) -> Written:
         """The whole spool as OpenMetrics text at `path`, replaced atomically."""
