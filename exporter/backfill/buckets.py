@@ -24,7 +24,7 @@ from exporter.devin.models import (
     OffsetPage,
 )
 from exporter.devin.ratelimit import key_digest
-from exporter.devin.table import Call, Endpoint
+from exporter.devin.table import RANGE_PARAMS, Call, Endpoint
 from exporter.windows import DAY_SECONDS, day_start
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -122,11 +122,7 @@ def _periods(whole: ActiveUsersSeries, start: float, end: float) -> ActiveUsersS
 
 
 def _key(endpoint: Endpoint[Any], key: SecretStr, call: Call) -> _CacheKey:
-    rest = {
-        k: v
-        for k, v in call.params.items()
-        if k not in ("time_after", "time_before", "start", "end")
-    }
+    rest = {k: v for k, v in call.params.items() if k not in RANGE_PARAMS}
     return (
         endpoint.name,
         key_digest(key),

@@ -14,7 +14,7 @@ import json
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 
 from exporter.backfill.buckets import BucketCache
-from exporter.backfill.plan import backfill_targets, explain, plan
+from exporter.backfill.plan import BackfillPlan, backfill_targets, explain, plan
 from exporter.backfill.progress import Progress
 from exporter.backfill.spool import Spool
 from exporter.backfill.steps import Command, Steps, stamp
@@ -244,7 +244,6 @@ async def run_backfill(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-        progress.close()
         written = spool.write(output)
     finally:
         progress.close()
@@ -309,11 +308,11 @@ def describe_steps(times: list[int], step: float) -> str:
     )
 
 
-def explain_text(settings: Settings, steps: Steps, done: Iterable[int] = ()) -> str:
-    times = [t for t in steps.times if t not in set(done)]
+def explain_text(p: BackfillPlan, times: list[int], step: float) -> str:
+    """`--explain`'s answer for the steps still to do."""
     if not times:
         return "nothing to do: every step is done\n"
-    return explain(plan(settings, times), stamp(times[0]), stamp(times[-1]), steps.step)
+    return explain(p, stamp(times[0]), stamp(times[-1]), step)
 
 
 async def backfill_command(
@@ -348,9 +347,10 @@ async def backfill_command(
     if steps is None:
         print("devin-exporter: backfill needs --since (or --resume)", file=sys.stderr)
         return EXIT_USAGE
-    cost = plan(settings, [t for t in steps.times if t not in done])
+    times = [t for t in steps.times if t not in done]
+    cost = plan(settings, times)
     if command.explain:
-        print(explain_text(settings, steps, done), end="")
+        print(explain_text(cost, times, steps.step), end="")
         return 0
     if command.max_requests is not None and cost.total > command.max_requests:
         print(

@@ -149,7 +149,7 @@ class Endpoint(Generic[Model]):
             bounds: dict[str, Any] = {"time_after": int(start), "time_before": int(end)}
         else:
             bounds = {"start": rfc3339(start), "end": rfc3339(end)}
-        kept = {k: v for k, v in call.params.items() if k not in _V3_RANGE | _V2_RANGE}
+        kept = {k: v for k, v in call.params.items() if k not in RANGE_PARAMS}
         return Call(call.path, {**kept, **bounds})
 
 
@@ -164,6 +164,8 @@ def rfc3339(timestamp: float) -> str:
 
 _V3_RANGE = frozenset({"time_after", "time_before"})
 _V2_RANGE = frozenset({"start_date", "end_date", "start", "end"})
+RANGE_PARAMS = _V3_RANGE | _V2_RANGE
+"""The query parameters that bound a request's time range, in v3 and v2."""
 _SESSION_FILTERS = frozenset({"user_ids", "service_user_ids", "playbook_id"})
 _ACTIVE_THRESHOLDS = frozenset({"min_sessions", "min_searches"})
 _ORG_IDS = frozenset({"org_ids"})
