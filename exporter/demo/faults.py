@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, deque
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +56,8 @@ class FaultPlan:
         self._steps: dict[tuple[str, str], list[Fault]] = {}
         self._used: Counter[tuple[str, str]] = Counter()
         self.requests: Counter[tuple[str, str]] = Counter()
+        # When the latest requests came (monotonic seconds, endpoint, org): bounded.
+        self.arrivals: deque[tuple[float, str, str]] = deque(maxlen=10_000)
         for entry in entries or []:
             self.set(entry)
 
@@ -75,6 +78,7 @@ class FaultPlan:
         """Count a request of the target and return the fault it must suffer, if any."""
         key = (endpoint, org)
         self.requests[key] += 1
+        self.arrivals.append((time.monotonic(), endpoint, org))
         steps = self._steps.get(key)
         while steps:
             step = steps[0]

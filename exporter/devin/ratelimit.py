@@ -45,18 +45,38 @@ class KeyGate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for the cooldown, the rate and a free slot, then hold the slot."""
+        """Wait for the cooldown, the rate and a free slot, then hold the slot.
+
+        The cooldown is checked again after each wait: a request queued at the rate limiter
+        or for a slot when a 429 arrives does not leave inside that 429's `Retry-After`.
+        """
         started = self._clock()
+        waited = 0.0
+        while True:
+            await self._cooled()
+            await self._limiter.acquire()
+            # Only the rate and the cooldown count as waiting: a busy slot is concurrency.
+            waited = self._clock() - started
+            if self._cooling():
+                continue  # a 429 came while this request waited for the rate: wait again
+            await self._slots.acquire()
+            if not self._cooling():
+                break
+            self._slots.release()
+        if waited > 0.001 and self._on_wait is not None:
+            self._on_wait(waited)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _cooling(self) -> bool:
+        return self._cooldown_until > self._clock()
+
+    async def _cooled(self) -> None:
         # A loop, not an Event: another 429 may extend the cooldown while we sleep.
         while (pause := self._cooldown_until - self._clock()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(pause)
-        await self._limiter.acquire()
-        # Only the rate and the cooldown count as waiting: a busy slot is concurrency.
-        waited = self._clock() - started
-        if waited > 0.001 and self._on_wait is not None:
-            self._on_wait(waited)
-        async with self._slots:
-            yield
 
 
 class KeyGates:

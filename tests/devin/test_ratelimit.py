@@ -26,6 +26,24 @@ async def test_a_cooldown_holds_back_every_request_of_the_key() -> None:
     assert all(w >= 0.2 for w in waits)
 
 
+async def test_a_cooldown_holds_back_requests_already_waiting_for_the_rate_or_a_slot() -> None:
+    gate = KeyGate(1, 1)  # one request a second, one in flight
+    started = time.monotonic()
+    entered: list[float] = []
+
+    async def one() -> None:
+        async with gate.slot():
+            entered.append(time.monotonic() - started)
+
+    async with gate.slot():  # the first request: the token spent, the slot held
+        queued = [asyncio.create_task(one()) for _ in range(2)]
+        await asyncio.sleep(0.05)  # both now wait at the limiter
+        gate.cool_down(1.5)  # its answer was a 429
+    await asyncio.gather(*queued)
+    assert 2 == len(entered)
+    assert all(e >= 1.5 for e in entered), entered
+
+
 async def test_a_rate_below_one_per_second_stretches_the_period() -> None:
     gate = KeyGate(4, 8)  # a burst of 4, then 4 a second
     fast = KeyGate(0.5, 8)  # 1 request, then one every 2 s

@@ -498,6 +498,40 @@ async def test_a_429_cools_down_every_target_that_shares_the_key(
     )
 
 
+async def test_a_429_holds_back_requests_already_queued_at_the_rate_limit(
+    demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    """At 1 request a second, three windows queue at the key's limiter; the first gets a
+    429 with Retry-After 2. The others left 1 and 2 s later, inside the cooldown; now none
+    of the key's requests reaches Devin until the cooldown has passed."""
+    windows = ["1h", "24h", "7d"]
+    settings = demo.settings(
+        devin={
+            "base_url": demo.url,
+            "service_user_key": demo.account.service_user_key,
+            **RETRY_SETTINGS,
+            "requests_per_second": 1,
+            "timeout": "5s",
+        },
+        windows=windows,
+    )
+    async with main.http_client(settings) as client:
+        runtime = main.build(settings, client, clock=clock)
+        limited = find(runtime, "v3_org_sessions", demo.account.orgs[0].id)
+        await set_faults(http, demo, limited, [{"status": 429, "retry_after": "2", "times": 1}])
+        demo.api.plan.arrivals.clear()
+        await runtime.poller.poll_target(limited)
+
+    arrivals = [t for t, endpoint, org in demo.api.plan.arrivals if org == limited.org]
+    refused, later = arrivals[0], arrivals[1:]
+    # The window refused once is asked again, with the two queued behind it.
+    assert 3 == len(later)
+    # Lower bounds only: the cooldown starts when the 429 reaches the client, after
+    # `refused`, so every later request must come 2 s after it or more.
+    assert all(t - refused >= 2.0 for t in later), [round(t - refused, 2) for t in later]
+    assert [None] * 3 == [runtime.poller.states[limited, w].last_error for w in windows]
+
+
 async def test_stalls_on_other_keys_do_not_time_out_a_healthy_key(
     demo: Demo, http: httpx.AsyncClient, clock: Clock
 ) -> None:
