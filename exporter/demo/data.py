@@ -457,6 +457,16 @@ LIVE_SCRIPTS: tuple[tuple[LiveStep, ...], ...] = (
     (("new", None, 30), ("running", "working", 5400), ("exit", None, 0)),
     (("new", None, 30), ("running", "working", 600), ("suspended", "out_of_credits", 0)),
     (("new", None, 30), ("running", "waiting_for_user", 7200), ("exit", None, 0)),
+    # A pull request merged half an hour after the session ended updates it again.
+    (("new", None, 30), ("running", "working", 900), ("exit", None, 1800), ("exit", None, 0)),
+    # Task complete, then a follow-up message: it works again and completes again.
+    (
+        ("new", None, 30),
+        ("running", "working", 600),
+        ("running", "finished", 900),
+        ("running", "working", 600),
+        ("running", "finished", 0),
+    ),
 )
 _LIVE_ORIGINS = ("webapp", "slack", "api", "linear", "jira", None)
 

@@ -1,15 +1,17 @@
-"""Live session state: Devin's session list, read incrementally, finished sessions counted once.
+"""Live session state: Devin's session list, read incrementally, each completion counted once.
 
 Each poll lists the sessions updated since a little before the previous successful poll
 began (never further back than `lookback`), follows every page, and folds them into what
 is known: the latest status of every session still open, and the ids of the sessions
-that finished recently enough to show up again. A session seen twice (on two pages of
-one listing, or in two overlapping polls) is counted once.
+that have completed. A session *completes* the first time it is seen in `exit`, in
+`error`, or in `running` with `status_detail` `finished` (Devin's "task complete"); it is
+counted then, once, whatever Devin serves of it later (a pull request merged after the
+session ended updates it; a session woken by a message may complete again).
 
-Memory holds the open sessions updated within `lookback` and the ids of the sessions
-finished within the overlap, nothing more. A restart forgets it all: the first listing
-reads `lookback` back again, so a session that finished within `lookback` before the
-restart is counted (and observed) a second time, in that first listing only.
+Memory holds the open sessions updated within `lookback`, and the ids of completed
+sessions until `COMPLETED_MEMORY_SECONDS` (at least 7 days, and at least the lookback)
+after a listing last showed them. With `state.path` those ids are saved and restored
+(`memory`/`remember`), so a restart counts nothing again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from exporter.devin.models import SessionItem
 
 TERMINAL = frozenset({"exit", "error"})
 """Statuses a session ends in; every other status counts as active."""
+FINISHED = "finished"
+"""The `status` label of a completion in `running` with `status_detail` `finished`."""
+COMPLETED_MEMORY_SECONDS = 7 * 86400.0
 ACUS_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 DURATION_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
 # Each listing starts this much before the previous one began: Devin's clock and ours
@@ -47,7 +52,8 @@ class ActiveState(_Frozen):
 
 
 class FinishedCount(_Frozen):
-    """Sessions seen finishing in one (origin, status), since start."""
+    """Sessions seen completing in one (origin, status), since start: status is `exit`,
+    `error` or `finished`."""
 
     origin: str
     status: str
@@ -71,7 +77,7 @@ class LiveSessions(_Frozen):
     finished: tuple[FinishedCount, ...]
     acus: tuple[Histogram, ...]
     durations: tuple[Histogram, ...]
-    tracked_sessions: int  # open sessions and recently finished ids held in memory
+    tracked_sessions: int  # open sessions and completed ids held in memory
 
 
 @dataclass
@@ -100,6 +106,15 @@ class _Observations:
         )
 
 
+def completion(status: str, status_detail: str | None) -> str | None:
+    """The `status` label a session in this state completes with, or None if it has not."""
+    if status in TERMINAL:
+        return status
+    if status == "running" and status_detail == FINISHED:
+        return FINISHED
+    return None
+
+
 class SessionSync:
     """What one target knows of its sessions across polls (the poller keeps one per target)."""
 
@@ -107,7 +122,8 @@ class SessionSync:
         self.lookback_seconds = lookback_seconds
         self._last_start: float | None = None
         self._open: dict[str, _Open] = {}
-        self._finished_at: dict[str, float] = {}  # id -> updated_at, within the overlap
+        self._ended_at: dict[str, float] = {}  # id -> updated_at in exit/error, in the overlap
+        self._completed: dict[str, float] = {}  # id -> when a listing last showed it
         self._finished: dict[tuple[str, str], int] = {}
         self._acus = _Observations(ACUS_BUCKETS)
         self._durations = _Observations(DURATION_BUCKETS)
@@ -129,40 +145,56 @@ class SessionSync:
             if known is None or item.updated_at >= known.updated_at:
                 latest[item.session_id] = item
         for item in latest.values():
-            self._fold(item)
+            self._fold(item, started)
         self._forget(started)
         self._last_start = started
         return self.result(started)
 
-    def _fold(self, item: SessionItem) -> None:
+    def memory(self) -> dict[str, float]:
+        """The completed ids and when each was last seen, for the state file."""
+        return dict(self._completed)
+
+    def remember(self, completed: dict[str, float]) -> None:
+        """Take back completed ids saved by `memory` (at start, before the first listing)."""
+        for sid, seen in completed.items():
+            self._completed[sid] = max(seen, self._completed.get(sid, seen))
+
+    def _fold(self, item: SessionItem, started: float) -> None:
         sid = item.session_id
-        finished_at = self._finished_at.get(sid)
+        status = completion(item.status, item.status_detail)
+        if sid in self._completed:
+            self._completed[sid] = started
+        elif status is not None:
+            self._completed[sid] = started
+            self._count_completed(item, status)
+        ended_at = self._ended_at.get(sid)
         if item.status in TERMINAL:
             self._open.pop(sid, None)
-            if finished_at is None:
-                self._count_finished(item)
-            self._finished_at[sid] = max(finished_at or 0.0, float(item.updated_at))
+            self._ended_at[sid] = max(ended_at or 0.0, float(item.updated_at))
             return
-        if finished_at is not None and item.updated_at <= finished_at:
-            return  # an older view of a session we saw finish
+        if ended_at is not None and item.updated_at <= ended_at:
+            return  # an older view of a session we saw end
         known = self._open.get(sid)
         if known is None or item.updated_at >= known.updated_at:
             self._open[sid] = _Open(item.status, item.status_detail or "", float(item.updated_at))
 
-    def _count_finished(self, item: SessionItem) -> None:
+    def _count_completed(self, item: SessionItem, status: str) -> None:
         origin = item.origin or UNKNOWN_ORIGIN
-        key = (origin, item.status)
+        key = (origin, status)
         self._finished[key] = self._finished.get(key, 0) + 1
         self._acus.observe(origin, item.acus_consumed)
         self._durations.observe(origin, max(0.0, float(item.updated_at - item.created_at)))
 
     def _forget(self, started: float) -> None:
-        """Drop open sessions older than `lookback`, and finished ids no later listing can
-        show again (it asks from `started - OVERLAP_SECONDS` on, at the earliest)."""
+        """Drop open sessions older than `lookback`, ended ids no later listing can show in
+        an older view (it asks from `started - OVERLAP_SECONDS` on, at the earliest), and
+        completed ids not seen for `COMPLETED_MEMORY_SECONDS` (or the lookback, if longer)."""
         horizon = started - self.lookback_seconds
         self._open = {s: o for s, o in self._open.items() if o.updated_at >= horizon}
         keep_from = max(horizon, started - OVERLAP_SECONDS) - 1
-        self._finished_at = {s: u for s, u in self._finished_at.items() if u >= keep_from}
+        self._ended_at = {s: u for s, u in self._ended_at.items() if u >= keep_from}
+        memory = max(COMPLETED_MEMORY_SECONDS, self.lookback_seconds + OVERLAP_SECONDS)
+        self._completed = {s: t for s, t in self._completed.items() if t >= started - memory}
 
     def result(self, now: float) -> LiveSessions:
         """The state as of `now`: open sessions updated within `lookback`, by state."""
@@ -189,5 +221,5 @@ class SessionSync:
             ),
             acus=self._acus.histograms(),
             durations=self._durations.histograms(),
-            tracked_sessions=len(self._open) + len(self._finished_at),
+            tracked_sessions=len(self._open) + len(self._completed),
         )

@@ -417,6 +417,17 @@ class Poller:
         sync.lookback_seconds = self.sessions_lookback_seconds
         return sync
 
+    def session_memory(self) -> dict[Target, dict[str, float]]:
+        """Per session-list target, the completed session ids and when each was last seen
+        (a copy, for the state file)."""
+        return {t: s.memory() for t, s in self._sessions.items()}
+
+    def remember_sessions(self, target: Target, completed: dict[str, float]) -> None:
+        """Take back a previous run's completed ids, so that none is counted again."""
+        sync = self._sync(target)
+        if sync is not None:
+            sync.remember(completed)
+
     def _current_targets(self) -> set[Target]:
         return set(self.targets)
 

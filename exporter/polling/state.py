@@ -9,7 +9,8 @@ it, so a reader sees the old file or the new one, never half of one.
 Reading trusts nothing: a file that is not this format, of another version, unreadable
 or corrupt is logged and ignored, and the exporter starts empty as before. Values are
 validated by the models the current code polls them into; nothing in the file names a
-type or code to run. The session list (`sessions_live`) is not kept: its figures depend
+type or code to run. Of the session list (`sessions_live`) only the ids of completed
+sessions are kept, so that a restart counts none of them again; its other figures depend
 on what earlier polls saw, which the next poll gathers again.
 """
 
@@ -21,13 +22,13 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
@@ -36,7 +37,9 @@ from exporter.polling.strategies import ConsumedAcus, LatestActiveUsers
 from exporter.polling.targets import Target
 
 FORMAT = "devin-exporter-state"
-VERSION = 1
+VERSION = 2
+# Version 1 is version 2 without `sessions`: it is read as it is.
+READABLE_VERSIONS = frozenset({1, VERSION})
 # A state file beyond this is no state file of ours (about 1 KB per target and window).
 MAX_BYTES = 256 * 2**20
 
@@ -61,6 +64,19 @@ class StoredWindow(_Stored):
     last_error: str | None = None
 
 
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class StoredSessions(_Stored):
+    """One session-list target: the ids of its completed sessions, each with the time a
+    listing last showed it."""
+
+    endpoint: str
+    org: str
+    segment: str = ""
+    completed: dict[SessionId, float]
+
+
 class StateFile(_Stored):
     """The whole file."""
 
@@ -68,6 +84,7 @@ class StateFile(_Stored):
     version: int
     written_at: float
     windows: list[StoredWindow]
+    sessions: list[StoredSessions] = []
 
 
 class _Header(BaseModel):
@@ -92,8 +109,12 @@ def value_type(endpoint: str) -> type[BaseModel] | None:
     return kept.get(row.shape)
 
 
-def encode(snapshot: Snapshot, written_at: float) -> bytes:
-    """The snapshot as the file's bytes: no key, whatever the targets hold."""
+SessionMemory = Mapping[Target, dict[str, float]]
+
+
+def encode(snapshot: Snapshot, written_at: float, sessions: SessionMemory | None = None) -> bytes:
+    """The snapshot (and the completed session ids) as the file's bytes: no key, whatever
+    the targets hold."""
     windows = []
     for (target, label), state in sorted(snapshot.states.items(), key=lambda kv: kv[0]):
         if value_type(target.endpoint) is None:
@@ -113,7 +134,18 @@ def encode(snapshot: Snapshot, written_at: float) -> bytes:
                 last_error=state.last_error,
             )
         )
-    state_file = StateFile(format=FORMAT, version=VERSION, written_at=written_at, windows=windows)
+    stored_sessions = [
+        StoredSessions(endpoint=t.endpoint, org=t.org, segment=t.segment, completed=ids)
+        for t, ids in sorted((sessions or {}).items(), key=lambda kv: kv[0])
+        if ids
+    ]
+    state_file = StateFile(
+        format=FORMAT,
+        version=VERSION,
+        written_at=written_at,
+        windows=windows,
+        sessions=stored_sessions,
+    )
     return state_file.model_dump_json().encode()
 
 
@@ -129,7 +161,7 @@ def decode(data: bytes) -> StateFile:
         raise StateError("not JSON, or not an object") from err
     if header.format != FORMAT:
         raise StateError("not a devin-exporter state file")
-    if header.version != VERSION:
+    if header.version not in READABLE_VERSIONS:
         raise StateError(f"version {header.version} is not {VERSION}")
     try:
         return StateFile.model_validate_json(data)
@@ -240,6 +272,7 @@ class StateStore:
         if self._loaded is None:
             return 0
         restored = self._restore_unpolled()
+        self._remember_sessions()
         self._saved_version = self._poller.version  # nothing new to save yet
         log.info(
             "state_restored",
@@ -260,6 +293,7 @@ class StateStore:
             self._loaded = None
             return 0
         restored = self._restore_unpolled()
+        self._remember_sessions()
         if restored.samples:
             log.info("state_adopted", path=str(self.path), samples=len(restored.samples))
         return len(restored.samples)
@@ -285,6 +319,15 @@ class StateStore:
             poller.restore(restored.samples, restored.states)
         return restored
 
+    def _remember_sessions(self) -> None:
+        """Give each session-list target the completed ids its previous run saw."""
+        assert self._loaded is not None
+        by_identity = {(t.endpoint, t.org, t.segment): t for t in self._poller.targets}
+        for stored in self._loaded.sessions:
+            target = by_identity.get((stored.endpoint, stored.org, stored.segment))
+            if target is not None:
+                self._poller.remember_sessions(target, stored.completed)
+
     def pending(self) -> Snapshot | None:
         """A snapshot to save, or None when nothing changed since the last save, or when
         there are no targets yet (discovery has not listed any): the previous run's file
@@ -298,13 +341,15 @@ class StateStore:
         async with self._saving:
             snapshot = self.pending()
             if snapshot is not None:
-                await asyncio.to_thread(self.save, snapshot)
+                sessions = self._poller.session_memory()  # copied here, on the event loop
+                await asyncio.to_thread(self.save, snapshot, sessions)
 
-    def save(self, snapshot: Snapshot) -> bool:
-        """Write `snapshot` (blocking: call it from a worker thread); False, logged, if the
-        file could not be written: the exporter goes on without it."""
+    def save(self, snapshot: Snapshot, sessions: SessionMemory | None = None) -> bool:
+        """Write `snapshot` and the completed session ids (blocking: call it from a worker
+        thread); False, logged, if the file could not be written: the exporter goes on
+        without it."""
         try:
-            write(self.path, encode(snapshot, self._clock()))
+            write(self.path, encode(snapshot, self._clock(), sessions))
         except OSError as err:
             if err.strerror != self._failure:
                 log.warning("state_not_saved", path=str(self.path), error=err.strerror)

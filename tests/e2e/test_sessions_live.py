@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from scrape import Series, parse
 from exporter import main
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.data import live_sessions
-from exporter.polling.live import OVERLAP_SECONDS, TERMINAL
+from exporter.polling.live import OVERLAP_SECONDS, TERMINAL, completion
 from exporter.web.listener import listen
 
 LOOKBACK = 86400.0
@@ -76,6 +77,30 @@ def served_finished(series: Series, org: str) -> Counter[tuple[str, str]]:
     )
 
 
+def completed(
+    org: str, polls: list[float], known: Iterable[str] = ()
+) -> dict[str, tuple[str, str]]:
+    """Session id -> (origin, status), from the demo's own data as listed at each poll: a
+    session counts once, with the status of the first listing that shows it completed,
+    unless it is `known` (counted by an earlier run)."""
+    known = set(known)
+    seen: dict[str, tuple[str, str]] = {}
+    since = polls[0] - LOOKBACK
+    for now in polls:
+        for s in live_sessions(org, now):
+            if s.updated_at < since or s.session_id in known:
+                continue
+            status = completion(s.status, s.status_detail)
+            if status is not None:
+                seen.setdefault(s.session_id, (s.origin or "unknown", status))
+        since = now - OVERLAP_SECONDS
+    return seen
+
+
+def expected_completions(org: str, polls: list[float]) -> Counter[tuple[str, str]]:
+    return Counter(completed(org, polls).values())
+
+
 async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Series:
     return parse((await http.get(f"{runtime.url}/metrics")).text)
 
@@ -101,15 +126,47 @@ async def test_active_sessions_follow_a_state_change_and_finished_ones_count_onc
 
     assert expected_active(org, clock.now) == served_active(second, org)
     assert expected_active(org, clock.now) != expected_active(org, FIXED_NOW)
-    seen: dict[str, tuple[str, str]] = {}
-    for now, since in ((FIXED_NOW, FIXED_NOW - LOOKBACK), (clock.now, FIXED_NOW - OVERLAP_SECONDS)):
-        for s in live_sessions(org, now):
-            if s.status in TERMINAL and s.updated_at >= since:
-                seen.setdefault(s.session_id, (s.origin or "unknown", s.status))
-    assert Counter(seen.values()) == served_finished(second, org)
+    assert expected_completions(org, [FIXED_NOW, clock.now]) == served_finished(second, org)
     # Billing suspensions and sessions waiting for a user are among the states served.
     states = set(served_active(second, org))
     assert {("suspended", "out_of_credits"), ("running", "waiting_for_user")} <= states
+
+
+async def test_each_session_completes_once_across_updates_and_a_restart_with_state_path(
+    moving_demo: Demo, clock: Clock, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Sessions updated after they ended, or completing twice, count once; a restart with
+    `state.path` lists the lookback again and counts none of them a second time."""
+    demo = moving_demo
+    settings = demo.settings(endpoints=ONLY_LIVE, state={"path": str(tmp_path / "state.json")})
+    org = demo.account.orgs[0].id
+    polls = [FIXED_NOW + step * 1800 for step in range(6)]  # 2.5 h: bumps come 30 min late
+    async with main.http_client(settings) as client:
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            for now in polls[1:]:
+                clock.now = now
+                await runtime.poller.poll_all()
+            before = served_finished(await scrape(http, runtime), org)
+        finally:
+            await runtime.close()
+
+        clock.now = restart = polls[-1] + 600
+        runtime = await main.start(settings, client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            after = served_finished(await scrape(http, runtime), org)
+        finally:
+            await runtime.close()
+
+    counted = completed(org, polls)
+    assert Counter(counted.values()) == before
+    # A finished session served again later, and one that completed twice, are among them.
+    assert {"finished", "exit", "error"} <= {status for _, status in counted.values()}
+    assert Counter(completed(org, [restart], known=counted).values()) == after
+    # Without the saved ids, the restart's listing would have counted most of them again.
+    assert sum(after.values()) < sum(Counter(completed(org, [restart]).values()).values())
 
 
 async def test_enterprise_mode_lists_each_org_through_the_enterprise_list(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.devin.models import SessionItem
-from exporter.polling.live import OVERLAP_SECONDS, SessionSync
+from exporter.polling.live import OVERLAP_SECONDS, LiveSessions, SessionSync
 
 NOW = 1_790_000_000.0
 DAY = 86400.0
@@ -121,16 +121,98 @@ def test_a_session_not_updated_within_the_lookback_stops_counting_and_is_forgott
     assert 0 == result.tracked_sessions
 
 
-def test_memory_holds_the_open_sessions_and_only_the_ids_finished_in_the_overlap() -> None:
+def test_memory_holds_completed_ids_for_seven_days_after_a_listing_last_showed_them() -> None:
     sync = SessionSync()
     finished = [session(f"f-{i}", "exit", NOW - 3600 + i) for i in range(500)]
     running = [session(f"r-{i}", "running", NOW - 7200 + i, detail="working") for i in range(7)]
-    recent = session("f-late", "exit", NOW - 10)
 
-    result = sync.apply([*finished, *running, recent], NOW)
+    result = sync.apply([*finished, *running], NOW)
+    assert (500, 507) == (sum(f.sessions for f in result.finished), result.tracked_sessions)
 
-    assert 500 + 1 == sum(f.sessions for f in result.finished)
-    assert 7 + 1 == result.tracked_sessions  # the 500 finished an hour ago are forgotten
+    # The open ones leave with the lookback; the completed ids stay for 7 days.
+    assert 500 == sync.apply([], NOW + 7 * DAY - 1).tracked_sessions
+    assert 0 == sync.apply([], NOW + 7 * DAY + 1).tracked_sessions
+
+
+def counts(result: LiveSessions) -> list[tuple[str, int]]:
+    return [(f.status, f.sessions) for f in result.finished]
+
+
+def test_a_completed_session_served_again_later_is_not_counted_again() -> None:
+    """A pull request merged after the session ended updates it; Devin serves it again."""
+    sync = SessionSync()
+    sync.apply([session("s-1", "exit", NOW - 10, acus=4.0)], NOW)
+
+    later = [session("s-1", "exit", NOW + 15, acus=4.0)]
+    sync.apply(later, NOW + 60)
+    result = sync.apply([session("s-1", "exit", NOW + 5 * DAY, acus=4.0)], NOW + 5 * DAY)
+
+    assert [("exit", 1)] == counts(result)
+    assert (1, 4.0) == (result.acus[0].count, result.acus[0].total)
+    assert 1 == result.durations[0].count
+
+
+def test_running_and_finished_completes_the_session_once_and_keeps_it_active() -> None:
+    sync = SessionSync()
+    done = session("s-1", "running", NOW - 10, detail="finished", acus=2.5, created=NOW - 610)
+
+    result = sync.apply([done], NOW)
+
+    assert [("finished", 1)] == counts(result)
+    assert (1, 2.5, 1, 600.0) == (
+        result.acus[0].count,
+        result.acus[0].total,
+        result.durations[0].count,
+        result.durations[0].total,
+    )
+    assert {("running", "finished"): (1, NOW - 10)} == active(sync, NOW)
+
+    # It moves on to exit later: still one completion, and no longer active.
+    result = sync.apply([session("s-1", "exit", NOW + 3600)], NOW + 3600)
+    assert [("finished", 1)] == counts(result)
+    assert {} == active(sync, NOW + 3600)
+
+
+def test_a_session_that_works_again_and_completes_again_counts_once() -> None:
+    sync = SessionSync()
+    sync.apply([session("s-1", "running", NOW, detail="finished")], NOW)
+    sync.apply([session("s-1", "running", NOW + 600, detail="working")], NOW + 600)
+    assert {("running", "working"): (1, NOW + 600)} == active(sync, NOW + 600)
+
+    result = sync.apply([session("s-1", "running", NOW + 1200, detail="finished")], NOW + 1200)
+
+    assert [("finished", 1)] == counts(result)
+
+
+def test_other_running_details_and_suspended_sessions_have_not_completed() -> None:
+    sync = SessionSync()
+    result = sync.apply(
+        [
+            session("a", "running", NOW, detail="working"),
+            session("b", "running", NOW, detail="waiting_for_user"),
+            session("c", "suspended", NOW, detail="inactivity"),
+            session("d", "new", NOW),
+        ],
+        NOW,
+    )
+
+    assert [] == counts(result)
+
+
+def test_remembered_ids_are_not_counted_again_after_a_restart() -> None:
+    before = SessionSync()
+    before.apply([session("s-1", "exit", NOW - 10), session("s-2", "running", NOW)], NOW)
+    memory = before.memory()
+
+    after = SessionSync()  # a restart: the first listing reads the lookback again
+    after.remember(memory)
+    result = after.apply(
+        [session("s-1", "exit", NOW - 10), session("s-2", "running", NOW + 60, detail="finished")],
+        NOW + 120,
+    )
+
+    assert [("finished", 1)] == counts(result)
+    assert {"s-1", "s-2"} == set(after.memory())
 
 
 def test_an_unknown_status_passes_through_cut_to_a_bounded_length() -> None:

@@ -12,10 +12,10 @@ from exporter.polling.live import ACUS_BUCKETS, DURATION_BUCKETS, Histogram, Liv
 
 
 class SessionsLiveCollector(ViewCollector):
-    """Sessions open now, and sessions finished since start, for example::
+    """Sessions open now, and sessions completed since start (each once), for example::
 
     devin_sessions_active{org="org-a",status="running",status_detail="waiting_for_user"} 2
-    devin_sessions_finished_total{org="org-a",origin="slack",status="error"} 3
+    devin_sessions_finished_total{org="org-a",origin="slack",status="finished"} 3
     devin_session_acus_bucket{le="5.0",org="org-a",origin="slack"} 14
     """
 
@@ -34,17 +34,20 @@ class SessionsLiveCollector(ViewCollector):
         )
         finished = CounterMetricFamily(
             "devin_sessions_finished",
-            "Sessions seen ending in exit or error, each counted once (v3 session list).",
+            "Sessions seen completing (status exit, error, or finished for running with "
+            "status_detail finished), each counted once, at its first completion (v3 session "
+            "list).",
             labels=["org", "origin", "status"],
         )
         acus = HistogramMetricFamily(
             "devin_session_acus",
-            "ACUs consumed by each finished session (v3 session list).",
+            "ACUs consumed by each completed session, at its first completion (v3 session list).",
             labels=["org", "origin"],
         )
         durations = HistogramMetricFamily(
             "devin_session_duration_seconds",
-            "Seconds from creation to the last update of each finished session (v3 session list).",
+            "Seconds from creation to the first completion of each completed session (v3 "
+            "session list).",
             labels=["org", "origin"],
         )
         for target, _, live in self._view.fresh(LiveSessions):
