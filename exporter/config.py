@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from exporter.durations import Seconds
+from exporter.reloading import APPLIED, RESTART
 from exporter.sharding import ordinal_from_hostname, shard_of
 from exporter.windows import Window
 
@@ -168,27 +169,27 @@ class _KeyedSection(_Section):
 
 
 class DevinSettings(_KeyedSection):
-    base_url: str = "https://api.devin.ai"
-    timeout: Seconds = Field(default=10.0, gt=0)
+    base_url: Annotated[str, RESTART] = "https://api.devin.ai"
+    timeout: Annotated[Seconds, APPLIED] = Field(default=10.0, gt=0)
     # Per API key, shared by every target that uses the key.
-    max_concurrency: int = Field(default=8, ge=1, le=256)
-    requests_per_second: float = Field(default=5.0, gt=0, le=1000)
+    max_concurrency: Annotated[int, RESTART] = Field(default=8, ge=1, le=256)
+    requests_per_second: Annotated[float, RESTART] = Field(default=5.0, gt=0, le=1000)
     # Transient failures (timeouts, dropped connections, 429, 500/502/503/504) only.
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    retry_initial_backoff: Seconds = Field(default=1.0, gt=0)
-    retry_max_backoff: Seconds = Field(default=30.0, gt=0)
+    max_attempts: Annotated[int, APPLIED] = Field(default=3, ge=1, le=10)
+    retry_initial_backoff: Annotated[Seconds, APPLIED] = Field(default=1.0, gt=0)
+    retry_max_backoff: Annotated[Seconds, APPLIED] = Field(default=30.0, gt=0)
     # An answer larger than this, counted after decompression, fails its poll as
     # `response_too_large`: a hostile or broken upstream cannot exhaust memory.
-    max_response_bytes: int = Field(default=16 * 2**20, ge=1024, le=2**30)
-    service_user_key: SecretStr | None = None
-    service_user_key_file: Path | None = None
-    enterprise_key: SecretStr | None = None
-    enterprise_key_file: Path | None = None
+    max_response_bytes: Annotated[int, APPLIED] = Field(default=16 * 2**20, ge=1024, le=2**30)
+    service_user_key: Annotated[SecretStr | None, APPLIED] = None
+    service_user_key_file: Annotated[Path | None, APPLIED] = None
+    enterprise_key: Annotated[SecretStr | None, APPLIED] = None
+    enterprise_key_file: Annotated[Path | None, APPLIED] = None
     # A service user (cog_...) with account-level permissions: polls the v3 enterprise
     # endpoints with org_ids for every organization without a key of its own, and lists
     # organizations for discovery.
-    enterprise_service_user_key: SecretStr | None = None
-    enterprise_service_user_key_file: Path | None = None
+    enterprise_service_user_key: Annotated[SecretStr | None, APPLIED] = None
+    enterprise_service_user_key_file: Annotated[Path | None, APPLIED] = None
 
     KEYS: ClassVar[tuple[str, ...]] = _KEY_NAMES
 
@@ -203,8 +204,8 @@ class DevinSettings(_KeyedSection):
 class Organization(_KeyedSection):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     name: str | None = None
-    service_user_key: SecretStr | None = None
-    service_user_key_file: Path | None = None
+    service_user_key: Annotated[SecretStr | None, APPLIED] = None
+    service_user_key_file: Annotated[Path | None, APPLIED] = None
 
     KEYS: ClassVar[tuple[str, ...]] = ("service_user_key",)
 
@@ -214,16 +215,16 @@ class Organization(_KeyedSection):
 
 
 class WebSettings(_Section):
-    listen_address: str = DEFAULT_LISTEN_ADDRESS
-    telemetry_path: str = "/metrics"
-    config_file: Path | None = None
+    listen_address: Annotated[str, RESTART] = DEFAULT_LISTEN_ADDRESS
+    telemetry_path: Annotated[str, RESTART] = "/metrics"
+    config_file: Annotated[Path | None, RESTART] = None
     # Past this many connections the stalled and idle ones are shed for new ones.
-    max_connections: int = Field(default=256, ge=1, le=65536)
+    max_connections: Annotated[int, RESTART] = Field(default=256, ge=1, le=65536)
     # A request's line and headers must arrive within this (slowloris).
-    header_timeout: Seconds = Field(default=5.0, gt=0)
+    header_timeout: Annotated[Seconds, RESTART] = Field(default=5.0, gt=0)
     # A kept-alive connection with no request for this long is closed.
-    idle_timeout: Seconds = Field(default=75.0, gt=0)
-    max_header_bytes: int = Field(default=32768, ge=1024, le=2**20)
+    idle_timeout: Annotated[Seconds, RESTART] = Field(default=75.0, gt=0)
+    max_header_bytes: Annotated[int, RESTART] = Field(default=32768, ge=1024, le=2**20)
 
     @field_validator("listen_address")
     @classmethod
@@ -240,8 +241,8 @@ class WebSettings(_Section):
 class EndpointSettings(_Section):
     """One endpoint group: whether it is polled, and how often (default: poll_interval)."""
 
-    enabled: bool = True
-    interval: Seconds | None = Field(default=None, ge=1)
+    enabled: Annotated[bool, APPLIED] = True
+    interval: Annotated[Seconds | None, APPLIED] = Field(default=None, ge=1)
 
 
 class SessionsLiveSettings(EndpointSettings):
@@ -251,9 +252,9 @@ class SessionsLiveSettings(EndpointSettings):
     longer counted as active, and a first poll (or a restart) reads that far back.
     """
 
-    enabled: bool = False
-    interval: Seconds | None = Field(default=60.0, ge=1)
-    lookback: Seconds = Field(default=86400.0, ge=300, le=31 * 86400)
+    enabled: Annotated[bool, APPLIED] = False
+    interval: Annotated[Seconds | None, APPLIED] = Field(default=60.0, ge=1)
+    lookback: Annotated[Seconds, APPLIED] = Field(default=86400.0, ge=300, le=31 * 86400)
 
 
 def _opt_in() -> Any:
@@ -296,14 +297,14 @@ class DiscoverySettings(_Section):
     `exclude` are regular expressions matched in full against an org's id or name.
     """
 
-    enabled: bool = False
-    interval: Seconds = Field(default=3600.0, ge=60)
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    page_size: int = Field(default=100, ge=1, le=200)
+    enabled: Annotated[bool, APPLIED] = False
+    interval: Annotated[Seconds, APPLIED] = Field(default=3600.0, ge=60)
+    include: Annotated[list[str], APPLIED] = Field(default_factory=list)
+    exclude: Annotated[list[str], APPLIED] = Field(default_factory=list)
+    page_size: Annotated[int, APPLIED] = Field(default=100, ge=1, le=200)
     # Past this many admitted organizations the rest are left out (and counted): a
     # listing that grows without bound cannot grow memory, jobs or requests with it.
-    max_organizations: int = Field(default=1000, ge=1, le=100_000)
+    max_organizations: Annotated[int, APPLIED] = Field(default=1000, ge=1, le=100_000)
 
     @field_validator("include", "exclude")
     @classmethod
@@ -350,8 +351,8 @@ class ShardingSettings(_Section):
     as a StatefulSet names its pods (`devin-exporter-2` is shard 2).
     """
 
-    index: int | None = Field(default=None, ge=0)
-    count: int = Field(default=1, ge=1, le=1024)
+    index: Annotated[int | None, RESTART] = Field(default=None, ge=0)
+    count: Annotated[int, RESTART] = Field(default=1, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _index_in_range(self) -> Self:
@@ -387,12 +388,12 @@ class StateSettings(_Section):
 
     # A file in a directory the exporter may write (an emptyDir or a volume in Kubernetes,
     # StateDirectory= under systemd); None: every start begins empty.
-    path: Path | None = None
+    path: Annotated[Path | None, RESTART] = None
 
 
 class LogSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["logfmt", "json"] = "logfmt"
+    level: Annotated[Literal["debug", "info", "warning", "error"], APPLIED] = "info"
+    format: Annotated[Literal["logfmt", "json"], APPLIED] = "logfmt"
 
 
 class Settings(BaseSettings):
@@ -406,13 +407,13 @@ class Settings(BaseSettings):
     )
 
     devin: DevinSettings = DevinSettings()
-    organizations: list[Organization] = Field(default_factory=list)
-    windows: list[WindowField] = Field(
+    organizations: Annotated[list[Organization], APPLIED] = Field(default_factory=list)
+    windows: Annotated[list[WindowField], APPLIED] = Field(
         default_factory=lambda: [_to_window(w) for w in ("1h", "24h", "7d", "30d")],
         min_length=1,
     )
-    poll_interval: Seconds = Field(default=300.0, ge=1)
-    stale_after: Seconds | None = Field(default=None, gt=0)
+    poll_interval: Annotated[Seconds, APPLIED] = Field(default=300.0, ge=1)
+    stale_after: Annotated[Seconds | None, APPLIED] = Field(default=None, gt=0)
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     state: StateSettings = StateSettings()
@@ -420,7 +421,9 @@ class Settings(BaseSettings):
     endpoints: EndpointsSettings = EndpointsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     # Each segment is polled for every organization: sessions metrics only, bounded.
-    segments: list[Segment] = Field(default_factory=list, max_length=MAX_SEGMENTS)
+    segments: Annotated[list[Segment], APPLIED] = Field(
+        default_factory=list, max_length=MAX_SEGMENTS
+    )
 
     @classmethod
     def settings_customise_sources(

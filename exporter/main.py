@@ -39,6 +39,7 @@ from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
 from exporter.polling.state import StateStore
 from exporter.polling.targets import Target
+from exporter.reloading import needing_restart
 from exporter.web.listener import Listener, ServerLimits, listen
 from exporter.web.server import ExporterApp
 
@@ -68,25 +69,6 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         # or one key's slow requests would starve the others.
         limits=httpx.Limits(max_connections=max(1, len(keys)) * settings.devin.max_concurrency),
     )
-
-
-# Keys whose change needs a restart: they shape the HTTP client, the gates or the listener.
-_RESTART_KEYS = (
-    "devin.base_url",
-    "devin.timeout",
-    "devin.max_concurrency",
-    "devin.requests_per_second",
-    "web.listen_address",
-    "web.telemetry_path",
-    "web.config_file",
-    "web.max_connections",
-    "web.header_timeout",
-    "web.idle_timeout",
-    "web.max_header_bytes",
-    "state.path",
-    "sharding.index",
-    "sharding.count",
-)
 
 
 def _retry_policy(settings: Settings) -> RetryPolicy:
@@ -177,14 +159,17 @@ class Runtime:
     def reload(self, new: Settings) -> None:
         """Apply a re-read config: orgs, keys, windows, intervals, staleness and logging.
 
-        Series of the orgs and windows that stay are not interrupted; keys listed in
-        _RESTART_KEYS keep their old values until a restart, and the log says so.
+        Series of the orgs and windows that stay are not interrupted. Each setting declares
+        whether a reload applies it (exporter.reloading): those that need a restart keep
+        their old values until then, and the log names each one that changed.
         """
-        pending = [key for key in _RESTART_KEYS if _dotted(self.settings, key) != _dotted(new, key)]
+        pending = needing_restart(self.settings, new)
         if pending:
             log.warning("reload_needs_restart", keys=",".join(pending))
         configure_logging(new.log.level, new.log.format, secrets=_secrets(new))
         self.client.retry_policy = _retry_policy(new)
+        self.client.max_response_bytes = new.devin.max_response_bytes
+        self.client.timeout_seconds = new.devin.timeout
         if not new.discovery.enabled:
             self.discovered = None
         self.settings = new
@@ -220,13 +205,6 @@ class Runtime:
             await self.listener.close()
 
 
-def _dotted(settings: Settings, key: str) -> Any:
-    value: Any = settings
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def devin_client(
     settings: Settings, http: httpx.AsyncClient, instruments: Instruments
 ) -> DevinClient:
@@ -241,6 +219,7 @@ def devin_client(
         on_response=instruments.response,
         on_retry=instruments.retry,
         max_response_bytes=devin.max_response_bytes,
+        timeout_seconds=devin.timeout,
     )
 
 

@@ -239,9 +239,11 @@ _RETRY_TRANSIENT: Final = retry_if_exception(_is_transient)
 class DevinClient:
     """The real `DevinAPI`: bearer auth, per-key rate limits, retries, typed answers.
 
-    The caller owns `http` (its base URL, timeouts and lifetime). An answer larger than
+    The caller owns `http` (its base URL, default timeouts and lifetime); `timeout_seconds`,
+    when set, is each request's timeout instead. An answer larger than
     `max_response_bytes`, counted after decompression, is `response_too_large`: it is
     read no further than that, so a hostile or broken upstream cannot exhaust memory.
+    Both may be changed between requests (a reload does).
     """
 
     def __init__(
@@ -254,16 +256,26 @@ class DevinClient:
         on_retry: RetryHook | None = None,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        timeout_seconds: float | None = None,
     ) -> None:
-        if max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
         self._http = http
         self._gates = gates or KeyGates(requests_per_second=10, max_concurrency=8)
         self.retry_policy = retry or RetryPolicy()
         self._on_response = on_response
         self._on_retry = on_retry
         self._clock = clock
-        self._max_response_bytes = max_response_bytes
+        self.max_response_bytes = max_response_bytes
+        self.timeout_seconds = timeout_seconds
+
+    @property
+    def max_response_bytes(self) -> int:
+        return self._max_response_bytes
+
+    @max_response_bytes.setter
+    def max_response_bytes(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_response_bytes must be positive, not {value}")
+        self._max_response_bytes = value
 
     def retain_keys(self, keys: list[SecretStr]) -> None:
         """Forget the rate-limit state of keys no longer in use."""
@@ -377,7 +389,11 @@ class DevinClient:
         async with gate.slot():
             try:
                 async with self._http.stream(
-                    "GET", request.path, params=request.params, headers=headers
+                    "GET",
+                    request.path,
+                    params=request.params,
+                    headers=headers,
+                    timeout=self.timeout_seconds or httpx.USE_CLIENT_DEFAULT,
                 ) as response:
                     status = response.status_code
                     retry_after_header = response.headers.get("Retry-After")

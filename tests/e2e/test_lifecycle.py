@@ -52,6 +52,65 @@ async def test_reload_keeps_surviving_series_and_drops_removed_ones(
     assert {"1h", "2h", "24h"} == label_values(polled, "devin_sessions_created", "window")
 
 
+ONLY_LIVE = {
+    "sessions": {"enabled": False},
+    "enterprise_sessions": {"enabled": False},
+    "sessions_live": {"enabled": True},
+}
+
+
+def _errors_by_org(runtime: main.Runtime) -> dict[str, str | None]:
+    return {target.org: state.last_error for (target, _), state in runtime.poller.states.items()}
+
+
+def _errors(runtime: main.Runtime) -> set[str | None]:
+    return set(_errors_by_org(runtime).values())
+
+
+async def test_reload_applies_the_response_cap_and_the_timeout(
+    demo: Demo, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Both were read once at start: a reload lowering them changed nothing."""
+
+    first, *others = demo.account.orgs
+
+    def settings(*orgs: Any, **devin: Any) -> Any:
+        return demo.settings(
+            endpoints=ONLY_LIVE,
+            organizations=[{"id": o.id} for o in orgs],
+            devin={
+                "base_url": demo.url,
+                "service_user_key": demo.account.service_user_key,
+                "requests_per_second": 1000,
+                "max_attempts": 1,
+                **devin,
+            },
+        )
+
+    async with main.http_client(settings(first)) as client:
+        runtime = await main.start(settings(first), client, clock=clock)
+        try:
+            await wait_until(lambda: runtime.poller.ready)
+            assert {None} == _errors(runtime)
+
+            # The organisations added now list a whole lookback: several KiB each.
+            runtime.reload(settings(first, *others, max_response_bytes=1024))
+            await runtime.poller.poll_all()
+            assert {o.id: "response_too_large" for o in others} == {
+                org: error for org, error in _errors_by_org(runtime).items() if error
+            }
+
+            for org in demo.account.orgs:
+                fault = {"endpoint": "v3_org_sessions_list", "org": org.id}
+                entry = {**fault, "faults": [{"delay_seconds": 1.0}]}
+                assert 200 == (await http.post(f"{demo.url}/_demo/faults", json=entry)).status_code
+            runtime.reload(settings(first, *others, timeout="200ms"))
+            await runtime.poller.poll_all()
+            assert {"timeout"} == _errors(runtime)
+        finally:
+            await runtime.close()
+
+
 def _config(path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(path.read_text())
     return loaded
@@ -78,6 +137,17 @@ def test_sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one(
         series = parse(httpx.get(f"{process.url}/metrics", timeout=5).text)
         assert {first} == label_values(series, "devin_sessions_created", "org")
         assert not {*others} & label_values(series, "devin_org_info", "org")
+        assert "reload_needs_restart" not in process.log()
+
+        # Settings a reload cannot apply are named, each of them, and nothing else.
+        document["devin"]["requests_per_second"] = 7
+        document["devin"]["max_response_bytes"] = 2048
+        document.setdefault("web", {})["max_connections"] = 99
+        config_path.write_text(yaml.safe_dump(document))
+        process.exporter.send_signal(signal.SIGHUP)
+        _wait_for(lambda: process.log().count("event=config_reloaded") == 2, process.log())
+        (line,) = [x for x in process.log().splitlines() if "reload_needs_restart" in x]
+        assert "keys=devin.requests_per_second,web.max_connections" in line
 
         config_path.write_text("devin:\n  timeout: never\n")
         process.exporter.send_signal(signal.SIGHUP)
