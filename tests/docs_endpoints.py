@@ -28,7 +28,7 @@ def endpoints_table() -> str:
         page = (operation.references or [SEED_PAGES[operation.path]])[0]
         twins = ", ".join(f"`{t}`" for t in (row.twin, row.v2_twin) if t) or "-"
         lines.append(
-            f"| `{row.name}` | `{row.path}` | {row.key} | {row.permission} | "
+            f"| `{row.name}` | `{row.path}` | {row.key} | {row.permissions} | "
             f"{row.group or '-'} | {row.shape} | {twins} | {page} |"
         )
     return "\n".join(lines) + "\n"

@@ -76,6 +76,16 @@ class Endpoint(Generic[Model]):
     twin: str | None = None  # the enterprise endpoint that answers for one org by `org_ids`
     v2_twin: str | None = None  # the v2 endpoint for orgs only an enterprise admin key sees
     pagination: Pagination = "none"
+    # The product that ACUs without a product split are, in an answer for one
+    # organisation; None: `unattributed`.
+    org_product: str | None = None
+    # The permission as other copies of the reference page spell it (x-permission-also).
+    permission_also: tuple[str, ...] = ()
+
+    @property
+    def permissions(self) -> str:
+        """The permission in every spelling Devin's pages use: what an operator grants."""
+        return " or ".join((self.permission, *self.permission_also))
 
     @property
     def per_org_path(self) -> bool:
@@ -200,6 +210,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "window",
         "sessions",
         twin="v3_enterprise_sessions",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_prs",
@@ -214,6 +225,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "prs",
         twin="v3_enterprise_prs",
         v2_twin="v2_enterprise_prs",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_searches",
@@ -227,6 +239,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "window",
         "searches",
         twin="v3_enterprise_searches",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_active_users",
@@ -240,6 +253,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "window",
         "active_users",
         twin="v3_enterprise_active_users",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_active_user_buckets",
@@ -253,6 +267,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "periods",
         "active_user_buckets",
         twin="v3_enterprise_active_user_buckets",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_consumption_daily",
@@ -267,6 +282,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "consumption",
         twin="v3_enterprise_org_consumption_daily",
         v2_twin="v2_enterprise_consumption_daily",
+        permission_also=("ManageBilling",),
     ),
     Endpoint(
         "v3_org_usage",
@@ -280,6 +296,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "window",
         "usage",
         twin="v3_enterprise_org_usage",
+        permission_also=("ViewAccountMetrics",),
     ),
     Endpoint(
         "v3_org_sessions_list",
@@ -368,6 +385,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         DailyConsumption,
         "daily",
         "consumption",
+        permission_also=("ManageBilling",),
     ),
     Endpoint(
         "v3_enterprise_consumption_daily",
@@ -380,6 +398,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         DailyConsumption,
         "daily",
         None,  # enterprise-wide; not polled (no org label fits it), asked by tests
+        permission_also=("ManageBilling",),
     ),
     Endpoint(
         "v3_enterprise_usage",
@@ -429,6 +448,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         "cycles",
         "billing_cycles",
         pagination="cursor",
+        permission_also=("ManageBilling",),
     ),
     Endpoint(
         "v3_enterprise_organizations",
@@ -492,6 +512,10 @@ ROWS: tuple[Endpoint[Any], ...] = (
         DailyConsumption,
         "daily",
         "consumption",
+        # "When filtering by org_ids, only Devin session ACUs are included" (Cascade and
+        # Terminal are tied to no organisation):
+        # https://docs.devin.ai/api-reference/v2/consumption/daily-consumption
+        org_product="devin",
     ),
     Endpoint(
         "v2_enterprise_organizations",

@@ -73,7 +73,7 @@ _AUTH_HINTS = {
         "and update service_user_key_file"
     ),
     ("v3_org_sessions", "forbidden"): (
-        "service user lacks ViewOrgMetrics on {org} (or the key is not a cog_ service user "
+        "service user lacks {permission} on {org} (or the key is not a cog_ service user "
         "key): grant the permission, or remove the organization from the config"
     ),
     ("v2_enterprise_sessions", "unauthorized"): (
@@ -109,7 +109,7 @@ def hint_for(target: Target, reason: str) -> str:
     template = _AUTH_HINTS.get((target.endpoint, reason)) or _GENERIC_HINTS.get(reason, "")
     row = ENDPOINTS[target.endpoint]
     return template.format(
-        org=target.org or "the enterprise", permission=row.permission, level=row.scope
+        org=target.org or "the enterprise", permission=row.permissions, level=row.scope
     )
 
 

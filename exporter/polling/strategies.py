@@ -145,12 +145,16 @@ class DailyBuckets:
         answer = await _outcome(api, row, target, first_day, span.now)
         if not isinstance(answer, DailyConsumption):
             return dict.fromkeys(bounds, answer)
-        return {label: consumed(answer, *days) for label, days in bounds.items()}
+        rest = row.org_product if target.org else None
+        return {label: consumed(answer, *days, rest) for label, days in bounds.items()}
 
 
-def consumed(answer: DailyConsumption, first: float, end: float) -> ConsumedAcus:
+def consumed(
+    answer: DailyConsumption, first: float, end: float, rest_product: str | None = None
+) -> ConsumedAcus:
     """The ACUs of the billing days starting in [first, end), by product; what a day's
-    products do not account for (v2 has no product split) is `unattributed`."""
+    products do not account for (v2 has no product split) is `rest_product`, else
+    `unattributed`."""
     totals: dict[str, float] = {}
     for day in answer.consumption_by_date:
         if not first <= day.date < end:
@@ -158,7 +162,8 @@ def consumed(answer: DailyConsumption, first: float, end: float) -> ConsumedAcus
         products = dict(day.acus_by_product or {})
         rest = day.acus - sum(products.values())
         if rest > 1e-9:
-            products["unattributed"] = rest
+            key = rest_product or "unattributed"
+            products[key] = products.get(key, 0.0) + rest
         for product, acus in products.items():
             totals[product] = totals.get(product, 0.0) + acus
     return ConsumedAcus(by_product=totals)

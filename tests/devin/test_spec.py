@@ -63,6 +63,7 @@ def test_each_row_names_the_permission_its_operation_gives(row: Endpoint[Any]) -
     if permission is None:  # the two seed specs predate x-permission
         pytest.skip("seed spec")
     assert permission.split(" (")[0] == row.permission
+    assert tuple(operation_of(row).spec.get("x-permission-also", [])) == row.permission_also
 
 
 def test_every_operation_of_the_contract_cites_its_reference_pages() -> None:

@@ -246,3 +246,18 @@ async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
     assert value(series, "devin_prs", org=org, window="7d", state="opened") is None
     assert (value(series, "devin_billing_cycle_acus_consumed", org=org) or 0) > 0
     assert 1 == value(series, "devin_up", endpoint="v2_enterprise_consumption_daily", org=org)
+    # With org_ids, v2 counts Devin session ACUs only: they are product="devin".
+    consumption = {
+        dict(labels)["product"]: v
+        for (name, labels), v in series.items()
+        if name == "devin_acus_consumed"
+        and dict(labels)["org"] == org
+        and dict(labels)["window"] == "7d"
+    }
+    day_start = (FIXED_NOW - 8 * 3600) // DAY * DAY + 8 * 3600  # the last 08:00 UTC
+    days = {"start": rfc3339(day_start - 7 * DAY), "end": rfc3339(day_start), "org_ids": [org]}
+    daily = (
+        await http.get(f"{demo.url}/v2/enterprise/consumption/daily", params=days, headers=auth)
+    ).json()
+    assert ["devin"] == list(consumption)
+    assert consumption["devin"] == pytest.approx(daily["total_acus"], abs=0.01)

@@ -200,7 +200,7 @@ async def test_at_3_orgs_the_summary_and_failing_rows_come_first_and_refresh(
     first, second = page.visible[:2]
     assert f"{broken.name} {broken.id}" in first.text
     assert "server_error HTTP 500" in first.text
-    assert f"service user lacks ViewOrgMetrics on {refused.id}" in second.text
+    assert f"lacks ViewOrgMetrics or ViewAccountMetrics on {refused.id}" in second.text
     assert "Backing off after 1 refusal in a row, until" in second.text
     # The script fetched the page again after 15 s and put the new table in place.
     assert 1 == page.refreshes

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.devin.client import DevinAPIError
 from exporter.devin.models import ActiveUsers, DailyConsumption
-from exporter.devin.table import ROWS
+from exporter.devin.table import ENDPOINTS, ROWS
 from exporter.polling.strategies import (
     STRATEGIES,
     DailyBuckets,
@@ -121,6 +121,16 @@ def test_consumed_keeps_acus_no_product_accounts_for_as_unattributed() -> None:
     )
     acus = consumed(answer, TODAY - DAY, TODAY)
     assert {"unattributed": 5.0} == acus.by_product
+
+
+def test_v2_consumption_for_one_organisation_is_devin_sessions_only() -> None:
+    """With org_ids, v2 daily consumption holds Devin session ACUs only (its reference page)."""
+    answer = DailyConsumption.model_validate(
+        {"total_acus": 5.0, "consumption_by_date": {"2026-11-19": 5.0}}
+    )
+    row = ENDPOINTS["v2_enterprise_consumption_daily"]
+    acus = consumed(answer, TODAY - DAY, TODAY, row.org_product)
+    assert {"devin": 5.0} == acus.by_product
 
 
 def _bucket(start: float, end: float, users: int) -> ActiveUsers:

@@ -407,8 +407,23 @@ async def test_demo_failures_show_with_names_statuses_and_hints(
     page = (await http.get(f"{running.url}/")).text
     assert f"{broken.name} <small>{broken.id}</small>" in page
     assert "HTTP 403" in page
-    assert "service user lacks ViewOrgMetrics on " + refused.id in page
+    assert "service user lacks ViewOrgMetrics or ViewAccountMetrics on " + refused.id in page
     assert "(enterprise)" in page
     for secret in (demo.account.service_user_key, demo.account.enterprise_key, "injected fault"):
         assert secret not in page
         assert secret not in str(document)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "spellings"),
+    [
+        ("v3_org_sessions", ("ViewOrgMetrics", "ViewAccountMetrics")),
+        ("v3_org_consumption_daily", ("ViewOrgConsumption", "ManageBilling")),
+        ("v3_enterprise_org_consumption_daily", ("ViewAccountConsumption", "ManageBilling")),
+    ],
+)
+def test_a_403_hint_names_the_permission_in_each_spelling_of_devins_pages(
+    endpoint: str, spellings: tuple[str, str]
+) -> None:
+    hint = hint_for(Target(endpoint, "org-a", SecretStr("cog_x")), "forbidden")
+    assert all(spelling in hint for spelling in spellings), hint
