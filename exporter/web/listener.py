@@ -8,6 +8,10 @@ second). So `_Guard` accepts connections itself: it counts them, answers a clien
 too slow (408) or sends too much header (431), backs off when the process is out of file
 descriptors, and at the cap aborts a stalled or idle connection to make room for the new
 one (the order is `_SHED_ORDER`'s). Every complaint goes through a `RateLimitedLog`.
+
+It stands on aiohttp's documented ground only: `web.Server` as a protocol factory (the low
+level server's documented role), the asyncio protocol methods of what it makes, and a
+middleware (first in the chain) that tells the guard when a request starts and ends.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import socket
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +35,7 @@ from exporter.config import parse_listen_address
 from exporter.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,6 @@ class _Conn:
     """One accepted connection, as the guard sees it."""
 
     __slots__ = (
-        "handler",
         "header_bytes",
         "peer",
         "since",
@@ -154,7 +159,6 @@ class _Conn:
         self.state = _State.GONE  # until the guard files it
         self.since = 0.0  # loop time it entered its state
         self.transport: asyncio.Transport | None = None  # after the TLS handshake, if any
-        self.handler: web.RequestHandler | None = None
         self.header_bytes = 0
         self.tail = b""  # the last bytes of headers read, to find an end split in two
         self.timer: asyncio.TimerHandle | None = None  # the header deadline, or the linger
@@ -163,14 +167,14 @@ class _Conn:
 class _Protocol(asyncio.Protocol):
     """Sits between the transport and aiohttp's handler and tells the guard what it sees."""
 
-    def __init__(self, guard: _Guard, conn: _Conn, handler: web.RequestHandler) -> None:
+    def __init__(self, guard: _Guard, conn: _Conn, handler: asyncio.Protocol) -> None:
         self._guard = guard
         self._conn = conn
         self._handler = handler
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._handler.connection_made(transport)
-        self._guard.made(self._conn, cast(asyncio.Transport, transport), self._handler)
+        self._guard.made(self._conn, cast(asyncio.Transport, transport))
 
     def data_received(self, data: bytes) -> None:
         if self._guard.received(self._conn, data):
@@ -180,7 +184,7 @@ class _Protocol(asyncio.Protocol):
         self._handler.eof_received()
         return None  # as aiohttp's handler: the transport closes itself
 
-    def connection_lost(self, exc: BaseException | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._guard.forget(self._conn)
         self._handler.connection_lost(exc)
 
@@ -213,28 +217,26 @@ class _Guard:
         self._queues: dict[_State, dict[_Conn, None]] = {
             state: {} for state in _State if state is not _State.GONE
         }
-        self._by_handler: dict[web.RequestHandler, _Conn] = {}
+        self._by_transport: dict[asyncio.BaseTransport, _Conn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._armed = False
         self._full = False  # at the cap, with nothing to shed: wait for a slot
         self._backoff: asyncio.TimerHandle | None = None
         self._wake: asyncio.TimerHandle | None = None  # when the oldest stalled can be shed
         self._closed = False
-        # aiohttp calls `request_handler` once per request, after the headers are parsed:
-        # the end of the header deadline, and the request's start and end.
-        handle = server.request_handler
 
-        async def tracked(request: web.BaseRequest) -> web.StreamResponse:
-            conn = self._by_handler.get(request.protocol)
+    async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The middleware's work: aiohttp calls it once per request, after the headers are
+        parsed: the end of the header deadline, and the request's start and end."""
+        transport = request.transport
+        conn = None if transport is None else self._by_transport.get(transport)
+        if conn is not None:
+            self._dispatched(conn)
+        try:
+            return await handler(request)
+        finally:
             if conn is not None:
-                self._dispatched(conn)
-            try:
-                return await handle(request)
-            finally:
-                if conn is not None:
-                    self._finished(conn)
-
-        server.request_handler = tracked
+                self._finished(conn)
 
     @property
     def open_connections(self) -> int:
@@ -338,7 +340,8 @@ class _Guard:
             return
 
         def protocol() -> _Protocol:
-            return _Protocol(self, conn, self._server())
+            # web.Server is documented as a protocol factory for loop.create_server().
+            return _Protocol(self, conn, cast(asyncio.Protocol, self._server()))
 
         try:
             if self._ssl is None:
@@ -365,10 +368,9 @@ class _Guard:
 
     # --- what the protocol and aiohttp report ------------------------------------------
 
-    def made(self, conn: _Conn, transport: asyncio.Transport, handler: web.RequestHandler) -> None:
+    def made(self, conn: _Conn, transport: asyncio.Transport) -> None:
         conn.transport = transport
-        conn.handler = handler
-        self._by_handler[handler] = conn
+        self._by_transport[transport] = conn
         if conn.state is _State.CLOSING:  # shed or timed out during the TLS handshake
             transport.abort()
 
@@ -414,8 +416,8 @@ class _Guard:
         del self._conns[conn]
         self._cancel_timer(conn)
         self._set_state(conn, _State.GONE)
-        if conn.handler is not None:
-            self._by_handler.pop(conn.handler, None)
+        if conn.transport is not None:
+            self._by_transport.pop(conn.transport, None)
         self._slot_freed()
 
     # --- cutting connections -----------------------------------------------------------
@@ -671,6 +673,14 @@ async def listen(
     limits = limits or ServerLimits()
     host, port = parse_listen_address(address)
     limited = RateLimitedLog(log, interval_seconds=limits.log_interval_seconds)
+    guard: _Guard | None = None  # made once the server exists; no request comes before
+
+    @web.middleware
+    async def tracked(request: web.Request, handler: Handler) -> web.StreamResponse:
+        assert guard is not None
+        return await guard.track(request, handler)
+
+    app.middlewares.insert(0, tracked)  # first: it sees every request, whatever follows
     runner = web.AppRunner(
         app,
         access_log=None,

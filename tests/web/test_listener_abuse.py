@@ -26,7 +26,7 @@ from aiohttp import web
 from conftest import Clock, wait_until
 
 from exporter.logs import RateLimitedLog
-from exporter.web.listener import Listener, ServerLimits, listen
+from exporter.web.listener import Listener, ServerLimits, _State, listen
 
 # A child process that keeps `count` connections abusing the server on `port`:
 #   loris: sends a request line and one header, then one more header line a second,
@@ -463,3 +463,36 @@ def test_rate_limited_log_lets_one_line_of_a_kind_through_per_interval(
         ("bad", "a", None, 5),
         ("bad", "a", None, 1),
     ] == [(r.getMessage(), *fields(r, "reason", "peer", "suppressed")) for r in caplog.records]
+
+
+async def test_the_guard_stands_on_documented_aiohttp_ground_only() -> None:
+    """What the guard takes from aiohttp: `web.Server` makes asyncio protocols (its
+    documented role as a protocol factory), and a middleware first in the chain sees every
+    request, a 404 included. If an upgrade changes either, this fails before the
+    slowloris tests do."""
+    seen: list[str] = []
+
+    @web.middleware
+    async def after(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(f"after {request.path}")
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[after])
+    app.router.add_get("/ok", ok)
+    listener = await listen(app, "127.0.0.1:0")
+    try:
+        assert isinstance(listener.runner.server, web.Server)
+        assert isinstance(listener.runner.server(), asyncio.BaseProtocol)
+        async with httpx.AsyncClient() as http:
+            statuses = [(await http.get(f"{listener.url}{p}")).status_code for p in ("/ok", "/x")]
+        # Ours runs first, and the guard saw each request start and end on its connection.
+        assert [200, 404] == statuses
+        assert ["after /ok", "after /x"] == seen
+        assert app.middlewares[1] is after
+        # Kept alive: the guard moved it to busy at each request and back to idle after.
+        assert [_State.IDLE] == [conn.state for conn in listener.guard._conns]
+    finally:
+        await listener.close()
