@@ -310,7 +310,8 @@ def checked_settings(path: Path | None, overrides: dict[str, Any]) -> Settings:
     settings = load_settings(path, **overrides)
     if settings.web.config_file is not None:
         # Only with a web config file: bcrypt and the TLS machinery load for it alone.
-        from exporter.web.webconfig import WebConfigError, WebSecurity
+        from exporter.web.security import WebSecurity
+        from exporter.web.webconfig import WebConfigError
 
         try:
             WebSecurity.from_file(settings.web.config_file)

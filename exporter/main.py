@@ -46,7 +46,7 @@ from exporter.web.server import ExporterApp
 if TYPE_CHECKING:  # the demo, the backfill and the web config (bcrypt, TLS): only when asked
     from exporter.backfill.steps import Command as BackfillCommand
     from exporter.demo.app import DemoAccount
-    from exporter.web.webconfig import WebSecurity
+    from exporter.web.security import WebSecurity
 
 Clock = Callable[[], float]
 log = structlog.get_logger("exporter")
@@ -350,7 +350,7 @@ def _web_security(path: Path | None) -> WebSecurity | None:
     """The web config file's TLS and basic auth, loaded (with bcrypt) only when given."""
     if path is None:
         return None
-    from exporter.web.webconfig import WebSecurity
+    from exporter.web.security import WebSecurity
 
     return WebSecurity.from_file(path)
 

@@ -77,7 +77,8 @@ def test_a_plain_run_loads_neither_the_demo_nor_the_web_config_machinery() -> No
     code = (
         "import sys, exporter.cli, exporter.main; "
         "print(','.join(sorted(m for m in sys.modules if m.startswith("
-        "('exporter.demo', 'exporter.web.webconfig', 'bcrypt')))))"
+        "('exporter.demo', 'exporter.web.webconfig', 'exporter.web.security', "
+        "'exporter.web.basic_auth', 'exporter.web.tls', 'bcrypt')))))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -18,9 +18,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.web.webconfig import BasicAuthLimits, WebSecurity
+from exporter.web.basic_auth import BasicAuthLimits
+from exporter.web.security import WebSecurity
 
-from .test_webconfig import (
+from .test_security import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
     USERS_ALICE,
@@ -199,7 +200,7 @@ async def test_checks_beyond_the_queue_get_503_without_bcrypt_and_cached_ones_pa
         assert 200 == await scrape(url, ALICE)
         checkpw.gate.clear()
         try:
-            with caplog.at_level(logging.WARNING, logger="exporter.web.webconfig"):
+            with caplog.at_level(logging.WARNING, logger="exporter.web.basic_auth"):
                 sent = [asyncio.create_task(request(url, "alice", password)) for password in wrong]
                 await eventually(lambda: sum(task.done() for task in sent) == 7)
                 refused = [task.result() for task in sent if task.done()]

@@ -1,4 +1,5 @@
-"""exporter.web.webconfig against real aiohttp servers on 127.0.0.1, with a trustme CA."""
+"""exporter.web.security (and the web config file it loads) against real aiohttp servers on
+127.0.0.1, with a trustme CA."""
 
 from __future__ import annotations
 
@@ -21,14 +22,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from exporter.web.webconfig import (
-    DEFAULT_AUTH_LIMITS,
-    DEFAULT_UNAUTHENTICATED_PATHS,
-    BasicAuthLimits,
-    WebConfigError,
-    WebSecurity,
-    load_web_config,
-)
+from exporter.web.basic_auth import DEFAULT_AUTH_LIMITS, BasicAuthLimits
+from exporter.web.security import DEFAULT_UNAUTHENTICATED_PATHS, WebSecurity
+from exporter.web.webconfig import WebConfigError, load_web_config
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "web-config.example.yml"
 
@@ -278,7 +274,7 @@ async def test_half_rotated_certificate_keeps_the_old_one_until_the_key_arrives(
     renewed = ca.issue_cert("127.0.0.1")
     async with serve(security) as url:
         replace_file(web_dir / "tls.crt", renewed.cert_chain_pems[0].bytes())
-        with caplog.at_level(logging.ERROR, logger="exporter.web.webconfig"):
+        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
             during = await peer_certificate(url, client_context(ca))
         replace_file(web_dir / "tls.key", renewed.private_key_pem.bytes())
         after = await peer_certificate(url, client_context(ca))
@@ -444,7 +440,7 @@ async def test_invalid_new_file_keeps_the_old_config_and_logs_once(
     broken = f"basic_auth_users:\n  bob: {BOB_PASSWORD}\n"  # a password where a hash belongs
     async with serve(security) as url:
         write_config(path, broken)
-        with caplog.at_level(logging.ERROR, logger="exporter.web.webconfig"):
+        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
             for _ in range(2):
                 response = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
                 assert response.status_code == 200
@@ -491,7 +487,7 @@ async def test_reload_of_a_bad_file_keeps_basic_auth_on_and_logs_why(
     security = security_for(path)
     async with serve(security) as url:
         change(path)
-        with caplog.at_level(logging.ERROR, logger="exporter.web.webconfig"):
+        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
             anonymous = await get(f"{url}/metrics")
             alice = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
     assert (401, 200) == (anonymous.status_code, alice.status_code)
@@ -523,7 +519,7 @@ async def test_reload_is_logged_as_an_event_with_the_path(
     path = write_config(tmp_path / "web.yml", USERS_ALICE)
     security = security_for(path)
     write_config(path, USERS_ALICE_BOB)
-    with caplog.at_level(logging.INFO, logger="exporter.web.webconfig"):
+    with caplog.at_level(logging.INFO, logger="exporter.web.security"):
         assert security.reload_if_changed()
     [record] = caplog.records
     assert ("web_config_reloaded", str(path)) == (record.getMessage(), vars(record)["path"])
@@ -555,7 +551,7 @@ def test_reload_refuses_what_only_a_restart_can_apply(
     path = write_config(web_dir / "web.yml", TLS_FILES + USERS_ALICE)
     security = security_for(path)
     write_config(path, new_tls + USERS_ALICE_BOB)
-    with caplog.at_level(logging.ERROR, logger="exporter.web.webconfig"):
+    with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
         assert not security.reload_if_changed()
     assert {"alice"} == set(security.config.basic_auth_users)
     record = caplog.records[0]
