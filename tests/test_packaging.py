@@ -30,6 +30,10 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 CONTRACT_FILES = sorted(
     path.relative_to(ROOT).as_posix() for path in (ROOT / "exporter/devin/contract").glob("*.yaml")
 )
+# The status page's HTML, CSS and script, read at import of exporter.web.status.
+ASSET_FILES = sorted(
+    path.relative_to(ROOT).as_posix() for path in (ROOT / "exporter/web/assets").glob("*")
+)
 # What the build may not copy: the venv, caches and build output of the work tree.
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
@@ -97,14 +101,23 @@ def test_dists_pass_twine_check_strict(dists: Dists) -> None:
     assert 2 == result.stdout.count("PASSED"), result.stdout
 
 
-def test_wheel_holds_the_contract_files_the_license_and_py_typed(dists: Dists) -> None:
-    """The demo API and the contract tests read the vendored OpenAPI files at run time."""
+def test_wheel_holds_the_contract_files_the_assets_the_license_and_py_typed(
+    dists: Dists,
+) -> None:
+    """The demo API and the contract tests read the vendored OpenAPI files at run time, the
+    status page its assets."""
     assert CONTRACT_FILES, "no exporter/devin/contract/*.yaml in the work tree"
+    assert 3 == len(ASSET_FILES)
     name, release = dists.wheel.name.split("-")[:2]
     dist_info = f"{name}-{release}.dist-info"
     with zipfile.ZipFile(dists.wheel) as archive:
         names = set(archive.namelist())
-    expected = {*CONTRACT_FILES, "exporter/py.typed", f"{dist_info}/licenses/LICENSE"}
+    expected = {
+        *CONTRACT_FILES,
+        *ASSET_FILES,
+        "exporter/py.typed",
+        f"{dist_info}/licenses/LICENSE",
+    }
     assert set() == expected - names
     with zipfile.ZipFile(dists.wheel) as archive:
         license_text = archive.read(f"{dist_info}/licenses/LICENSE").decode()

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Final, Literal
 
 from exporter.polling.poller import Poller, WindowState, hint_for
@@ -393,126 +394,13 @@ def render_page(
     )
 
 
+def _asset(name: str) -> str:
+    return resources.files("exporter.web").joinpath("assets", name).read_text(encoding="utf-8")
+
+
 # Served as files rather than inline, so that a Content-Security-Policy of
 # `default-src 'self'` (http_server_config.headers) leaves the page styled and scripted.
-STYLE: Final = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.2em 1.5em; color: #222; }
-h1 { font-size: 1.4em; margin: 0; }
-#headline { font-size: 1.25em; font-weight: 600; margin: .3em 0; }
-#headline.bad { color: #b00020; } #headline.good { color: #1b7a1b; }
-#meta, small, .hint { color: #555; }
-body.stale #targets { opacity: .55; }
-#summary nav { display: flex; gap: .6em; flex-wrap: wrap; margin: .8em 0 .4em; }
-#summary nav a { border: 1px solid #ccc; border-radius: 6px; padding: .35em .9em;
-  min-width: 6em; color: inherit; text-decoration: none; }
-#summary nav b { display: block; font-size: 1.8em; }
-#summary .failing b { color: #b00020; } #summary .backing_off b { color: #a35200; }
-#summary .ok b { color: #1b7a1b; } #summary .none b { color: #aaa; }
-#summary p { margin: .3em 0; }
-form { margin: .8em 0; display: flex; gap: 1em; align-items: center; flex-wrap: wrap; }
-input[type=search] { width: 22em; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border-bottom: 1px solid #ddd; padding: .3em .5em; text-align: left;
-  vertical-align: top; }
-td { white-space: nowrap; } td:last-child { white-space: normal; }
-thead th { position: sticky; top: 0; background: #f3f3f3; white-space: nowrap; }
-tr.failing { background: #fdecee; } tr.backing_off { background: #fff3e0; }
-tr.pending { color: #666; }
-td b { color: #b00020; }
-"""
-
 # The script only filters and refreshes; everything else is in the HTML.
-SCRIPT: Final = """
-(() => {
-  const form = document.getElementById("filter");
-  const state = form.elements.state, q = form.elements.q;
-  const note = document.getElementById("refresh");
-  const every = Number(document.body.dataset.refresh) * 1000;
-  let refreshes = 0;
-  const fromHash = new URLSearchParams(location.hash.slice(1));
-  if (fromHash.has("state")) state.value = fromHash.get("state");
-  if (fromHash.has("q")) q.value = fromHash.get("q");
-
-  function filtering() { return Boolean(state.value || q.value.trim()); }
-
-  function apply() {
-    const words = q.value.toLowerCase().split(/\\s+/).filter(Boolean);
-    let shown = 0;
-    for (const row of document.querySelectorAll("#targets tbody tr")) {
-      const text = Array.from(row.cells, (c) => c.textContent).join(" ").toLowerCase();
-      const show = (!state.value || row.className === state.value)
-        && words.every((w) => text.includes(w));
-      row.hidden = !show;
-      if (show) shown += 1;
-    }
-    document.getElementById("empty").hidden = shown > 0;
-    note.textContent = filtering()
-      ? "Auto-refresh paused while filtering."
-      : `Refreshes every ${every / 1000} s.`;
-  }
-
-  function remember() {
-    const url = new URL(location.href);
-    url.hash = "";
-    url.search = "";
-    if (state.value) url.searchParams.set("state", state.value);
-    if (q.value.trim()) url.searchParams.set("q", q.value.trim());
-    history.replaceState(null, "", url);
-  }
-
-  async function refresh() {
-    if (filtering()) return;
-    try {
-      const response = await fetch(location.pathname, { cache: "no-store" });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const page = new DOMParser().parseFromString(await response.text(), "text/html");
-      for (const id of ["headline", "meta", "summary", "targets"]) {
-        document.getElementById(id).replaceWith(page.getElementById(id));
-      }
-      document.title = page.title;
-      document.body.classList.remove("stale");
-      refreshes += 1;
-      document.body.dataset.refreshes = String(refreshes);
-      apply();
-    } catch (error) {
-      document.body.classList.add("stale");
-      note.textContent = `Refresh failed (${error.message}); showing older data.`;
-    }
-  }
-
-  form.addEventListener("input", () => { apply(); remember(); });
-  form.addEventListener("submit", (event) => { event.preventDefault(); apply(); remember(); });
-  apply();
-  setInterval(refresh, every);
-})();
-"""
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} - Devin exporter</title>
-<link rel="stylesheet" href="status.css"></head>
-<body data-refresh="{refresh}">
-<h1>Devin exporter</h1>
-<p id="headline" class="{headline_class}">{headline}</p>
-<p id="meta">Version {version}, {readiness}; as of {generated}.
-See <a href="{metrics}">metrics</a>, <a href="status.json">JSON</a>,
-<a href="healthz">health</a>, <a href="readyz">readiness</a>.</p>
-{summary}
-<form id="filter" method="get">
-<label>State <select name="state"><option value="">all</option>{options}</select></label>
-<label>Filter <input type="search" name="q" value="{text}"
- placeholder="org, endpoint, reason"></label>
-<button>Apply</button> <span id="refresh">Reload the page to refresh.</span>
-</form>
-<table id="targets">
-<thead><tr><th>state</th><th>endpoint</th><th>organisation</th><th>windows</th>
-<th>last success</th><th>next poll</th><th>problem</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-<p id="empty"{empty}>No target matches the filter.</p>{no_targets}
-<script src="status.js"></script>
-</body></html>
-"""
+STYLE: Final = _asset("status.css")
+SCRIPT: Final = _asset("status.js")
+_PAGE: Final = _asset("status.html")  # a str.format template
