@@ -32,6 +32,7 @@ from exporter.config import Settings
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
+from exporter.files import replacing
 from exporter.metrics.families.health import HealthCollector
 from exporter.metrics.registry import collectors
 from exporter.metrics.view import View
@@ -99,10 +100,8 @@ def _write_journal(output: Path, steps: Steps, done: set[int], labels: Labels) -
         "done": sorted(done),
         "labels": [list(pair) for pair in labels],
     }
-    path = journal_path(output)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(body) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    with replacing(journal_path(output)) as out:
+        out.write(json.dumps(body) + "\n")
 
 
 class Backfill:

@@ -9,18 +9,17 @@ file and renamed over PATH, so PATH is always a whole, valid OpenMetrics file.
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_fd_to_metric_families
 from prometheus_client.utils import floatToGoString
+
+from exporter.files import replacing
 
 _SCHEMA = """
 CREATE TABLE family (name TEXT PRIMARY KEY, type TEXT, help TEXT, unit TEXT);
@@ -99,7 +98,7 @@ class Spool:
     def write(self, path: Path) -> Written:
         """The whole spool as OpenMetrics text at `path`, replaced atomically."""
         families = series = samples = 0
-        with _replacing(path) as out:
+        with replacing(path) as out:
             for name, kind, help_text, unit in self._db.execute(
                 "SELECT name, type, help, unit FROM family ORDER BY name"
             ).fetchall():
@@ -147,17 +146,3 @@ def _value(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[TextIO]:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with closing(os.fdopen(fd, "w", encoding="utf-8")) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

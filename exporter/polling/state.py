@@ -17,10 +17,7 @@ on what earlier polls saw, which the next poll gathers again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
+from exporter.files import write_atomically
 from exporter.polling.poller import Poller, Sample, Snapshot, WindowState
 from exporter.polling.strategies import ConsumedAcus, LatestActiveUsers
 from exporter.polling.targets import Target
@@ -235,21 +233,6 @@ def read(path: Path) -> StateFile | None:
         return None
 
 
-def write(path: Path, data: bytes) -> None:
-    """Replace the file at `path` with `data`, atomically (a temporary file renamed)."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 class StateStore:
     """Restores the poller from `path` at start, and saves it there when it has changed."""
 
@@ -349,7 +332,7 @@ class StateStore:
         thread); False, logged, if the file could not be written: the exporter goes on
         without it."""
         try:
-            write(self.path, encode(snapshot, self._clock(), sessions))
+            write_atomically(self.path, encode(snapshot, self._clock(), sessions))
         except OSError as err:
             if err.strerror != self._failure:
                 log.warning("state_not_saved", path=str(self.path), error=err.strerror)
