@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 PORT    ?= 9877
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint typecheck pytest bench soak clean
+.PHONY: help venv demo test test-fast lint typecheck pytest golden docs bench soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,8 +40,18 @@ lint: $(STAMP) ## ruff check and format check
 typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
 
-pytest: $(STAMP) ## The pytest suite (unit and end-to-end)
-	$(BIN)/pytest
+pytest: $(STAMP) ## The pytest suite (unit and end-to-end), a test file per worker, a worker per core
+	$(BIN)/pytest -n auto --dist loadfile
+
+test-fast: $(STAMP) ## The inner loop: ruff, then the tests not marked slow (no processes, servers or builds)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n auto --dist loadfile -m "not slow and not soak" -q
+
+docs: $(RUNTIME) ## Write the generated tables of docs/endpoints.md and docs/metrics.md
+	$(BIN)/python docs/generate.py
+
+golden: $(STAMP) ## Write the golden expositions again (tests/metrics/golden/*.prom); review them as a diff
+	UPDATE_GOLDEN=1 $(BIN)/pytest tests/metrics/test_families.py -q
 
 soak: $(STAMP) ## Bounded soak: 22 orgs, every fault, 20 scrapers, slowloris and auth flood, SOAK_SECONDS (60)
 	$(BIN)/pytest -m soak tests/soak -p no:cacheprovider -rP

@@ -29,6 +29,8 @@ from conftest import ROOT
 
 from exporter.config import load_settings
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
 RULE_FILES = (PROMETHEUS / "recording.yml", PROMETHEUS / "alerts.yml")

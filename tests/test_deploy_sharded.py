@@ -11,6 +11,8 @@ from conftest import ROOT
 
 from exporter.config import load_settings
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 SHARDED = ROOT / "deploy" / "kubernetes" / "sharded"
 BASE = ROOT / "deploy" / "kubernetes" / "base"
 

@@ -23,9 +23,13 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path: P
     path = tmp_path / "out.om"
     path.write_text("old\n")
 
-    with pytest.raises(RuntimeError), replacing(path) as out:
-        out.write("half of the new")
-        raise RuntimeError("interrupted")
+    def interrupted() -> None:
+        with replacing(path) as out:
+            out.write("half of the new")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
 
     assert "old\n" == path.read_text()
     assert ["out.om"] == [p.name for p in tmp_path.iterdir()]

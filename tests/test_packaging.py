@@ -26,6 +26,8 @@ from conftest import ROOT
 from packaging.version import Version
 from test_deploy import require_tool
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 WORKFLOWS = ROOT / ".github" / "workflows"
 CONTRACT_FILES = sorted(
     path.relative_to(ROOT).as_posix() for path in (ROOT / "exporter/devin/contract").glob("*.yaml")

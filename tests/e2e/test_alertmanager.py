@@ -45,6 +45,8 @@ from test_prometheus_stack import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 ALERTMANAGER_CONFIG = COMPOSE_DIR / "alertmanager.yml"
 INSTALL = "apt-get install prometheus-alertmanager"
 # Timers of every route, so that a notification leaves within a second or two of the alert

@@ -25,7 +25,7 @@ from exporter.demo.faults import Fault, PlanEntry
 from exporter.devin.table import ENDPOINTS
 from exporter.windows import DAY_SECONDS, day_start
 
-pytestmark = [pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 STEP = 3 * 3600
 SINCE = 12 * 3600

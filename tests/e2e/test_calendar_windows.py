@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
 from exporter.windows import day_start, month_cycle_start
+
+pytestmark = pytest.mark.slow  # real processes, servers or builds
 
 
 async def test_today_and_cycle_equal_the_demo_api_over_their_calendar_spans(

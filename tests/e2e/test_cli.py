@@ -18,6 +18,8 @@ from scrape import families, label_values, parse, value
 
 from exporter import __version__
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 CLI = [sys.executable, "-m", "exporter.cli"]
 
 

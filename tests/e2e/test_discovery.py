@@ -7,12 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import label_values, parse
 
 from exporter import main
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.web.listener import listen
+
+pytestmark = pytest.mark.slow  # real processes, servers or builds
 
 ORGS = 7
 

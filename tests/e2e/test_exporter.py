@@ -17,6 +17,8 @@ from exporter.devin.models import KNOWN_ORIGINS, KNOWN_SIZES
 from exporter.devin.table import rfc3339
 from exporter.polling.targets import Target
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 

@@ -28,6 +28,8 @@ from exporter.devin.models import EnterpriseSessions, SessionMetrics
 from exporter.devin.table import rfc3339
 from exporter.polling.targets import Target
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 0.5
 # Tiny backoffs keep retries fast; a generous rate so that only 429s make requests wait.

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from conftest import Clock, Demo, processes, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
+
+pytestmark = pytest.mark.slow  # real processes, servers or builds
 
 
 async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Any:

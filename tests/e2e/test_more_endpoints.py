@@ -13,6 +13,8 @@ from exporter import main
 from exporter.devin.table import rfc3339
 from exporter.windows import day_start
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 DAY = 86400
 
 

@@ -31,7 +31,7 @@ from test_deploy import (
     substitute_variables,
 )
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.prometheus, pytest.mark.timeout(300)]
 
 RECORDING_RULES, ALERTING_RULES = RULE_FILES
 # Alerts are loaded with `for:` shortened to this, so that a test need not wait 15m.

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from conftest import FIXED_NOW, Clock, Demo, require_tool, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
+
+pytestmark = pytest.mark.slow  # real processes, servers or builds
 
 SEGMENTS = [
     {"name": "platform-team", "user_ids": ["user-1", "user-2"]},

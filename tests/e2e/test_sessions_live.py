@@ -17,6 +17,8 @@ from exporter.demo.data import live_sessions
 from exporter.polling.live import OVERLAP_SECONDS, TERMINAL, completion
 from exporter.web.listener import listen
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 LOOKBACK = 86400.0
 ONLY_LIVE = {
     "sessions": {"enabled": False},

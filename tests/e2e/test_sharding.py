@@ -17,6 +17,8 @@ from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.sharding import ordinal_from_hostname, parse_shard, shard_of
 from exporter.web.listener import listen
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 ORGS = 20
 SHARDS = 3
 # The exporter's own counters differ by design (each replica counts its own requests).

@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from conftest import ExporterProcess, processes, stop_process, wait_for_line
 from scrape import Series, label_values, parse
 
 from exporter import main
 from exporter.polling.state import decode, encode, match, value_type
+
+pytestmark = pytest.mark.slow  # real processes, servers or builds
 
 # Long enough that the restarted exporter's first poll is still waiting when it is scraped.
 SLOW_SECONDS = 30.0

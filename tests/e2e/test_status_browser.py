@@ -30,6 +30,8 @@ from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.web.listener import listen
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 BROWSER_TIMEOUT_SECONDS = 30.0
 # Past one auto-refresh (15 s) of page time.
 REFRESH_BUDGET_MS = 16_000

@@ -17,6 +17,8 @@ from scrape import parse, value
 from exporter import main
 from exporter.demo.faults import Fault, PlanEntry
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 # Far longer than reading 16 MiB takes, far shorter than the poll deadline (the poll
 # interval, an hour in these tests) and the per-read timeout after which an endless body
 # would otherwise end.
