@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,30 +263,34 @@ def demo_exporter(tmp_path: Path) -> Iterator[ExporterProcess]:
     yield from start_processes(tmp_path)
 
 
-@pytest.fixture
-async def running_everything(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
-    """Like `running`, with every endpoint group polled."""
-    settings = demo.settings(everything=True)
+@asynccontextmanager
+async def running_exporter(
+    settings: Settings, clock: Callable[[], float], *, ready: bool = True
+) -> AsyncIterator[main.Runtime]:
+    """The exporter in-process on loopback with `settings`: started with its own HTTP client,
+    after its first full poll (unless `ready` is false), and closed on the way out."""
     async with main.http_client(settings) as client:
         runtime = await main.start(settings, client, clock=clock)
         try:
-            await wait_until(lambda: runtime.poller.ready)
+            if ready:
+                await wait_until(lambda: runtime.poller.ready)
             yield runtime
         finally:
             await runtime.close()
+
+
+@pytest.fixture
+async def running_everything(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
+    """Like `running`, with every endpoint group polled."""
+    async with running_exporter(demo.settings(everything=True), clock) as runtime:
+        yield runtime
 
 
 @pytest.fixture
 async def running(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
     """The exporter in-process, on loopback, after its first full poll of the demo API."""
-    settings = demo.settings()
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            yield runtime
-        finally:
-            await runtime.close()
+    async with running_exporter(demo.settings(), clock) as runtime:
+        yield runtime
 
 
 # Narrow client tests: DevinClient over httpx.MockTransport, one attempt per call (retries

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter, wait_until
 from scrape import label_values, parse
 
 from exporter import main
@@ -41,13 +41,9 @@ async def exporter(demo: Demo, **discovery: Any) -> AsyncIterator[main.Runtime]:
         organizations=[],
         discovery={"enabled": True, "page_size": 3, **discovery},
     )
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=Clock())
-        try:
-            await wait_until(lambda: runtime.ready)
-            yield runtime
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, Clock(), ready=False) as runtime:
+        await wait_until(lambda: runtime.ready)  # discovery's first listing, then every poll
+        yield runtime
 
 
 async def orgs_served(http: httpx.AsyncClient, runtime: main.Runtime) -> set[str]:
@@ -96,13 +92,9 @@ async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
 ) -> None:
     async with demo_api() as demo:
         settings = demo.settings(organizations=[], discovery={"enabled": True, "page_size": 5})
-        async with main.http_client(settings) as client:
-            runtime = await main.start(settings, client, clock=Clock())
-            try:
-                await wait_until(lambda: runtime.ready)
-                served = await orgs_served(http, runtime)
-            finally:
-                await runtime.close()
+        async with running_exporter(settings, Clock(), ready=False) as runtime:
+            await wait_until(lambda: runtime.ready)
+            served = await orgs_served(http, runtime)
         assert {o.id for o in demo.account.orgs} == served
         assert 2 == demo.api.plan.requests["v2_enterprise_organizations", ""]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, require_tool, wait_until
+from conftest import FIXED_NOW, Clock, Demo, require_tool, running_exporter, wait_until
 from scrape import label_values, names, parse, value
 
 from exporter import main
@@ -263,13 +263,8 @@ async def test_real_auth_failures_are_reported_by_reason(
             {"id": orgs[2].id, "service_user_key": "cog_revoked"},
         ]
     )
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            series = await scrape(http, runtime)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        series = await scrape(http, runtime)
     assert 1 == value(series, "devin_up", endpoint="v3_org_sessions", org=orgs[0].id)
     for org, reason in ((orgs[1].id, "forbidden"), (orgs[2].id, "unauthorized")):
         assert 0 == value(series, "devin_up", endpoint="v3_org_sessions", org=org)
@@ -323,15 +318,11 @@ async def test_not_ready_until_the_first_cycle_has_finished(
         PlanEntry(endpoint="v3_org_sessions", org=slow, faults=[Fault(delay_seconds=1.0)])
     )
     settings = demo.settings()
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            assert 503 == (await http.get(f"{runtime.url}/readyz")).status_code
-            assert 200 == (await http.get(f"{runtime.url}/healthz")).status_code
-            await wait_until(lambda: runtime.poller.ready)
-            assert 200 == (await http.get(f"{runtime.url}/readyz")).status_code
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock, ready=False) as runtime:
+        assert 503 == (await http.get(f"{runtime.url}/readyz")).status_code
+        assert 200 == (await http.get(f"{runtime.url}/healthz")).status_code
+        await wait_until(lambda: runtime.poller.ready)
+        assert 200 == (await http.get(f"{runtime.url}/readyz")).status_code
 
 
 async def test_metrics_negotiate_openmetrics_and_gzip(

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Clock, Demo, wait_until
+from conftest import Clock, Demo, running_exporter, wait_until
 from scrape import Series, parse, value
 
 from exporter import main
@@ -39,7 +39,7 @@ RETRY_SETTINGS: dict[str, Any] = {
     "max_attempts": ATTEMPTS,
     "retry_initial_backoff": "10ms",
     "retry_max_backoff": "50ms",
-    "timeout": f"{TIMEOUT_SECONDS}s",
+    "timeout": f"{TIMEOUT_SECONDS * 1000:.0f}ms",
     "requests_per_second": 1000,
 }
 
@@ -71,14 +71,8 @@ def quick_settings(demo: Demo, **devin: Any) -> Settings:
 @pytest.fixture
 async def runtime(demo: Demo, clock: Clock) -> AsyncIterator[main.Runtime]:
     """The exporter in-process with fast retries, after its first full poll."""
-    settings = quick_settings(demo)
-    async with main.http_client(settings) as client:
-        started = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: started.poller.ready)
-            yield started
-        finally:
-            await started.close()
+    async with running_exporter(quick_settings(demo), clock) as started:
+        yield started
 
 
 # Reading the exporter and the demo API.

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Clock, Demo, processes, wait_until
+from conftest import Clock, Demo, processes, running_exporter, wait_until
 from scrape import label_values, parse, value
 
 from exporter import main
@@ -90,28 +90,23 @@ async def test_reload_applies_the_response_cap_and_the_timeout(
             },
         )
 
-    async with main.http_client(settings(first)) as client:
-        runtime = await main.start(settings(first), client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            assert {None} == _errors(runtime)
+    async with running_exporter(settings(first), clock) as runtime:
+        assert {None} == _errors(runtime)
 
-            # The organisations added now list a whole lookback: several KiB each.
-            runtime.reload(settings(first, *others, max_response_bytes=1024))
-            await runtime.poller.poll_all()
-            assert {o.id: "response_too_large" for o in others} == {
-                org: error for org, error in _errors_by_org(runtime).items() if error
-            }
+        # The organisations added now list a whole lookback: several KiB each.
+        runtime.reload(settings(first, *others, max_response_bytes=1024))
+        await runtime.poller.poll_all()
+        assert {o.id: "response_too_large" for o in others} == {
+            org: error for org, error in _errors_by_org(runtime).items() if error
+        }
 
-            for org in demo.account.orgs:
-                fault = {"endpoint": "v3_org_sessions_list", "org": org.id}
-                entry = {**fault, "faults": [{"delay_seconds": 1.0}]}
-                assert 200 == (await http.post(f"{demo.url}/_demo/faults", json=entry)).status_code
-            runtime.reload(settings(first, *others, timeout="200ms"))
-            await runtime.poller.poll_all()
-            assert {"timeout"} == _errors(runtime)
-        finally:
-            await runtime.close()
+        for org in demo.account.orgs:
+            fault = {"endpoint": "v3_org_sessions_list", "org": org.id}
+            entry = {**fault, "faults": [{"delay_seconds": 1.0}]}
+            assert 200 == (await http.post(f"{demo.url}/_demo/faults", json=entry)).status_code
+        runtime.reload(settings(first, *others, timeout="200ms"))
+        await runtime.poller.poll_all()
+        assert {"timeout"} == _errors(runtime)
 
 
 def _config(path: Path) -> dict[str, Any]:

@@ -6,10 +6,8 @@ import asyncio
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, require_tool, wait_until
+from conftest import FIXED_NOW, Clock, Demo, require_tool, running_exporter
 from scrape import label_values, parse, value
-
-from exporter import main
 
 pytestmark = pytest.mark.slow  # real processes, servers or builds
 
@@ -23,13 +21,8 @@ async def test_each_segment_is_polled_per_org_with_its_filters(
     demo: Demo, http: httpx.AsyncClient, clock: Clock
 ) -> None:
     settings = demo.settings(segments=SEGMENTS)
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            text = (await http.get(f"{runtime.url}/metrics")).text
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        text = (await http.get(f"{runtime.url}/metrics")).text
     series = parse(text)
     org = demo.account.orgs[0].id
     auth = {"Authorization": f"Bearer {demo.account.service_user_key}"}

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, parse
 
-from exporter import main
 from exporter.config import ConfigError, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.sharding import ordinal_from_hostname, parse_shard, shard_of
@@ -37,13 +36,8 @@ async def demo_api() -> AsyncIterator[Demo]:
 
 async def scrape_once(demo: Demo, http: httpx.AsyncClient, **overrides: object) -> Series:
     settings = demo.settings(**overrides)
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=Clock())
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            return parse((await http.get(f"{runtime.url}/metrics")).text)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, Clock()) as runtime:
+        return parse((await http.get(f"{runtime.url}/metrics")).text)
 
 
 def devin_series(series: Series) -> Series:

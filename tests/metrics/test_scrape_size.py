@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import main
@@ -50,13 +50,9 @@ async def scraped_at_100_orgs(
     groups: v3 org sessions and v2 enterprise sessions, 4 windows)."""
     settings = hundred_orgs.settings()
     assert ["1h", "24h", "7d", "30d"] == [w.label for w in settings.windows]
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready, within_seconds=90)
-            text = (await http.get(f"{runtime.url}/metrics")).text
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock, ready=False) as runtime:
+        await wait_until(lambda: runtime.poller.ready, within_seconds=90)
+        text = (await http.get(f"{runtime.url}/metrics")).text
     return runtime, text
 
 

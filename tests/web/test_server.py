@@ -8,11 +8,10 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-from conftest import Demo
+from conftest import Demo, running_exporter
 from fakes import Clock, FakeDevin, make_poller, target
 from prometheus_client import CollectorRegistry
 
-from exporter import main
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
 from exporter.web.listener import listen
@@ -99,16 +98,14 @@ async def test_basic_auth_guards_the_status_page_and_its_json_like_the_metrics(
     web_config = tmp_path / "web.yml"
     web_config.write_text(f"basic_auth_users:\n  alice: {hashed}\n")
     settings = demo.settings(web={"listen_address": "127.0.0.1:0", "config_file": web_config})
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            async with httpx.AsyncClient(base_url=runtime.url) as http:
-                anonymous = await http.get(path)
-                wrong = await http.get(path, auth=("alice", "wrong"))
-                alice = await http.get(path, auth=("alice", ALICE_PASSWORD))
-                probe = await http.get("/healthz")
-        finally:
-            await runtime.close()
+    async with (
+        running_exporter(settings, clock, ready=False) as runtime,
+        httpx.AsyncClient(base_url=runtime.url) as http,
+    ):
+        anonymous = await http.get(path)
+        wrong = await http.get(path, auth=("alice", "wrong"))
+        alice = await http.get(path, auth=("alice", ALICE_PASSWORD))
+        probe = await http.get("/healthz")
     assert (401, 401, 200, 200) == (
         anonymous.status_code,
         wrong.status_code,
