@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 import yaml
 
@@ -24,6 +25,12 @@ from exporter.config import EndpointsSettings, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.devin.client import DevinClient, RetryPolicy
 from exporter.web.listener import Listener, listen
+
+# Speed is measured by `make bench`, never asserted in tests: on a shared, loaded machine
+# (the suite runs a worker per core) Hypothesis's default 200 ms deadline per example is
+# a timed assertion.
+hypothesis.settings.register_profile("devin-exporter", deadline=None)
+hypothesis.settings.load_profile("devin-exporter")
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_GROUPS = tuple(EndpointsSettings.model_fields)
