@@ -636,7 +636,8 @@ def test_check_config_returns_0_for_a_valid_file(
 
     out, err = capsys.readouterr()
     assert status == 0
-    assert out == f"{path}: configuration is valid\n"
+    assert out.startswith(f"{path}: configuration is valid\n  billing cycle: unknown")
+    assert "  ACU limits: unknown" in out
     assert err == ""
 
 
