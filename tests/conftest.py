@@ -80,6 +80,7 @@ class Demo:
                 self.account.enterprise_service_user_key
             )
             values["endpoints"] = {group: {"enabled": True} for group in ALL_GROUPS}
+            values["billing"] = {"acu_price": 2.25, "currency": "EUR"}
         values.update(overrides)
         return load_settings(None, **values)
 
