@@ -264,7 +264,7 @@ def explain_billing(settings: Settings) -> list[str]:
     return [cycle, limits, money]
 
 
-def _log_billing(settings: Settings) -> None:
+def log_billing(settings: Settings) -> None:
     """Say once where the billing cycle and the limits come from, or why they are unknown."""
     if settings.cycle_source is None:
         log.warning(
@@ -469,7 +469,7 @@ async def run(settings: Settings, reload: Reloader | None = None) -> int:
     """The daemon: serve until SIGTERM or SIGINT; on SIGHUP apply `reload()`'s settings."""
     configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
     _warn_on_odd_keys(settings)
-    _log_billing(settings)
+    log_billing(settings)
     stop = asyncio.Event()
     hangup = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -530,7 +530,7 @@ async def run_once(settings: Settings) -> int:
     """Poll every target once (after discovery, if enabled), print the exposition, and
     exit 1 if any target, or the discovery, failed."""
     configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
-    _log_billing(settings)
+    log_billing(settings)
     async with http_client(settings) as http:
         runtime = build(settings, http)
         if settings.discovery.enabled:
