@@ -223,6 +223,8 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
             },
             "web": {"listen_address": "127.0.0.1:0"},
             "log": {"level": "debug"},
+            # The Budget row shows spend in this currency (ACUs x devin_acu_price).
+            "billing": {"acu_price": 2.25, "currency": "EUR"},
             **config,
         }
         config_path = tmp_path / "config.yaml"
