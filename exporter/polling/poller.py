@@ -66,6 +66,8 @@ class Snapshot:
     cycle: tuple[float, float] | None = None
 
 
+# How long new targets wait for a new billing-cycle target's first poll to end.
+CYCLE_WAIT_SECONDS = 10.0
 # After a 401 or 403 a target's polls slow down, doubling up to this.
 AUTH_BACKOFF_MAX_SECONDS = 3600.0
 _AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
@@ -314,13 +316,18 @@ class Poller:
 
     async def _poll_now(self, targets: list[Target]) -> None:
         """The one-shot job for new targets (a coroutine, so it runs on the event loop):
-        a new billing-cycle target is polled before the others, which may need its cycle."""
+        a new billing-cycle target is polled first, and the others wait for it (at most
+        CYCLE_WAIT_SECONDS: a slow or failing cycle read must not hold every first poll
+        back; their `cycle` windows are then filled at their next poll)."""
         first, rest = _cycles_first(targets)
-        await asyncio.gather(*(self.poll_target(t) for t in first))
+        started = self.dispatch(first)
+        if started:
+            await asyncio.wait(started, timeout=CYCLE_WAIT_SECONDS)
         self.dispatch(rest)
 
-    def dispatch(self, targets: list[Target]) -> None:
+    def dispatch(self, targets: list[Target]) -> list[asyncio.Task[None]]:
         """Start polling each of these targets that is not being polled already."""
+        started = []
         for target in targets:
             if self._closing or target in self._in_flight:
                 continue
@@ -328,6 +335,8 @@ class Poller:
             task = asyncio.get_running_loop().create_task(self._poll_claimed(target))
             self._dispatched.add(task)
             task.add_done_callback(self._finished)
+            started.append(task)
+        return started
 
     async def _poll_claimed(self, target: Target) -> None:
         try:
