@@ -635,6 +635,10 @@ def _did_you_mean(name: str, known: list[str], spell: Any = str) -> str:
     return f" (known: {', '.join(spell(k) for k in known)})" if known else ""
 
 
+# `windows: ...`: a model-level check's message that starts with the key it is about.
+_NAMED_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.DOTALL)
+
+
 def _validation_problems(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_input=False, include_url=False):
@@ -643,6 +647,9 @@ def _validation_problems(error: ValidationError) -> list[Problem]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             message = "not a known setting" + _did_you_mean(loc[-1], _keys_at(loc[:-1]))
+        named = _NAMED_KEY.match(message) if not loc else None
+        if named:  # a check across sections that names the key it is about
+            key, message = named.group(1), named.group(2)
         problems.append((key, message))
     return problems
 

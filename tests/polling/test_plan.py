@@ -96,6 +96,7 @@ def test_every_shard_reads_the_cycle_and_the_limits_and_shard_0_the_enterprise_t
 def test_a_cycle_window_without_a_source_of_the_cycle_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"billing\.cycle_start_day") as error:
         settings(devin={"service_user_key": "cog_x"})
+    assert "\n  windows: the cycle window needs to know the billing cycle" in str(error.value)
     assert "devin.enterprise_service_user_key" in str(error.value)
     assert "devin.enterprise_key" in str(error.value)
     with pytest.raises(ConfigError, match=r"billing\.cycle_start_day"):
