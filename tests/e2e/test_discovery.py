@@ -37,6 +37,8 @@ async def exporter(demo: Demo, **discovery: Any) -> AsyncIterator[main.Runtime]:
         },
         organizations=[],
         discovery={"enabled": True, "page_size": 3, **discovery},
+        # The ACU limits read the listing too; these tests count discovery's pages.
+        endpoints={"acu_limits": {"enabled": False}},
     )
     async with main.http_client(settings) as client:
         runtime = await main.start(settings, client, clock=Clock())
@@ -92,7 +94,11 @@ async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
     http: httpx.AsyncClient,
 ) -> None:
     async with demo_api() as demo:
-        settings = demo.settings(organizations=[], discovery={"enabled": True, "page_size": 5})
+        settings = demo.settings(
+            organizations=[],
+            discovery={"enabled": True, "page_size": 5},
+            endpoints={"acu_limits": {"enabled": False}},
+        )
         async with main.http_client(settings) as client:
             runtime = await main.start(settings, client, clock=Clock())
             try:
