@@ -289,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"{path or 'environment'}: configuration is valid")
+        for line in app.explain_billing(settings):
+            print(f"  {line}")
         return 0
     if args.command == "once" and args.explain:
         print(explain(request_plan(settings)), end="")

@@ -277,7 +277,11 @@ class EndpointsSettings(_Section):
     consumption: EndpointSettings = _opt_in()
     # Enterprise-wide; need devin.enterprise_service_user_key.
     sessions_by_category: EndpointSettings = _opt_in()
-    billing_cycles: EndpointSettings = _opt_in()
+    # Devin's billing cycles, read whenever a key can (v3 enterprise service user, else v2
+    # enterprise admin): the `cycle` window and devin_billing_cycle_* follow them.
+    billing_cycles: EndpointSettings = EndpointSettings()
+    # ACU limits per billing cycle and per session, read whenever a key can.
+    acu_limits: EndpointSettings = EndpointSettings()
     usage: EndpointSettings = _opt_in()  # Devin's usage summary (metrics/usage)
     # Sessions running or waiting now (the session list; ViewOrgSessions).
     sessions_live: SessionsLiveSettings = SessionsLiveSettings()
@@ -287,6 +291,7 @@ class EndpointsSettings(_Section):
         "active_user_buckets": 3600.0,
         "consumption": 3600.0,
         "billing_cycles": 6 * 3600.0,
+        "acu_limits": 3600.0,
     }
 
 
@@ -383,6 +388,24 @@ class ShardingSettings(_Section):
         return self.shard == 0
 
 
+class BillingSettings(_Section):
+    """What Devin's API cannot tell: the contract's billing day without a key that reads
+    the cycles, and the price of an ACU (set per contract, in the order form)."""
+
+    # Cycles start on this day of the month at 08:00 UTC (midnight PST); used only when no
+    # configured key can read Devin's billing cycles.
+    cycle_start_day: Annotated[int | None, APPLIED] = Field(default=None, ge=1, le=28)
+    acu_price: Annotated[float | None, APPLIED] = Field(
+        default=None, gt=0, lt=1e9, allow_inf_nan=False
+    )
+    # ISO 4217 alphabetic code
+    currency: Annotated[str, APPLIED] = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+
+CycleSource = Literal["v3", "v2", "cycle_start_day"]
+"""Where the billing cycle comes from: Devin's v3 or v2 cycles, or billing.cycle_start_day."""
+
+
 class StateSettings(_Section):
     """Where the last good snapshot is kept across restarts (README, Resilience)."""
 
@@ -417,6 +440,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     state: StateSettings = StateSettings()
+    billing: BillingSettings = BillingSettings()
     sharding: ShardingSettings = ShardingSettings()
     endpoints: EndpointsSettings = EndpointsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
@@ -500,7 +524,25 @@ class Settings(BaseSettings):
                 )
         if self.stale_after is not None and self.stale_after < self.poll_interval:
             raise ValueError("stale_after must not be shorter than poll_interval")
+        if self.cycle_source is None and any(w.label == "cycle" for w in self.windows):
+            raise ValueError(
+                f"windows: the cycle window needs to know the billing cycle: {NO_CYCLE_SOURCE}"
+            )
         return self
+
+    @property
+    def cycle_source(self) -> CycleSource | None:
+        """Where the billing cycle comes from, in this order: Devin's v3 cycles (enterprise
+        service user), its v2 cycles (enterprise admin key), billing.cycle_start_day; None
+        if nothing says (then nothing cycle-based is exported)."""
+        if self.enabled("billing_cycles"):
+            if self.devin.enterprise_service_user_key is not None:
+                return "v3"
+            if self.devin.enterprise_key is not None:
+                return "v2"
+        if self.billing.cycle_start_day is not None:
+            return "cycle_start_day"
+        return None
 
     @property
     def stale_after_seconds(self) -> float:
@@ -553,6 +595,12 @@ class Settings(BaseSettings):
         return self.model_copy(update={"organizations": organizations})
 
 
+NO_CYCLE_SOURCE = (
+    "set billing.cycle_start_day (1..28, the contract's billing day), or "
+    "devin.enterprise_service_user_key or devin.enterprise_key with endpoints.billing_cycles "
+    "enabled, so that Devin's billing cycles are read"
+)
+
 Problem = tuple[str, str]
 """One thing wrong with a config: where (a dotted key or a variable) and what."""
 
@@ -593,6 +641,10 @@ def _did_you_mean(name: str, known: list[str], spell: Any = str) -> str:
     return f" (known: {', '.join(spell(k) for k in known)})" if known else ""
 
 
+# `windows: ...`: a model-level check's message that starts with the key it is about.
+_NAMED_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.DOTALL)
+
+
 def _validation_problems(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_input=False, include_url=False):
@@ -601,6 +653,9 @@ def _validation_problems(error: ValidationError) -> list[Problem]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             message = "not a known setting" + _did_you_mean(loc[-1], _keys_at(loc[:-1]))
+        named = _NAMED_KEY.match(message) if not loc else None
+        if named:  # a check across sections that names the key it is about
+            key, message = named.group(1), named.group(2)
         problems.append((key, message))
     return problems
 

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.config import (
+    NO_CYCLE_SOURCE,
     ConfigError,
     EndpointsSettings,
     Organization,
@@ -33,9 +34,10 @@ from exporter.devin.table import ENDPOINTS
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
+from exporter.metrics.view import Billing
 from exporter.polling.admission import Admission
 from exporter.polling.discovery import left_out, list_organizations, merge
-from exporter.polling.plan import build_targets, format_seconds
+from exporter.polling.plan import CYCLE_ROWS, billing_targets, build_targets, format_seconds
 from exporter.polling.poller import Poller
 from exporter.polling.state import StateStore
 from exporter.polling.targets import Target
@@ -186,6 +188,8 @@ class Runtime:
     def _apply(self, effective: Settings) -> None:
         self.exposition.organizations = effective.polled_organizations
         self.exposition.stale_after_seconds = effective.stale_after_seconds
+        self.exposition.billing = billing_view(effective)
+        self.poller.cycle_start_day = effective.billing.cycle_start_day
         targets = build_targets(effective)
         self.client.retain_keys([t.key for t in targets])
         self.poller.sessions_lookback_seconds = effective.endpoints.sessions_live.lookback
@@ -203,6 +207,60 @@ class Runtime:
         await self.exposition.close()
         if self.listener is not None:
             await self.listener.close()
+
+
+def billing_view(settings: Settings) -> Billing:
+    """What the metric families need of the billing settings and of sharding."""
+    billing = settings.billing
+    return Billing(settings.sharding.owns_enterprise, billing.acu_price, billing.currency)
+
+
+def explain_billing(settings: Settings) -> list[str]:
+    """Where the billing cycle and the ACU limits come from, a line each: for `check-config`
+    and the log at start. Nothing is guessed: without a source, nothing is exported."""
+    source = settings.cycle_source
+    cycle = {
+        "v3": "billing cycle: Devin's, from GET /v3/enterprise/consumption/cycles "
+        "(devin.enterprise_service_user_key)",
+        "v2": "billing cycle: Devin's, from GET /v2/enterprise/consumption/cycles "
+        "(devin.enterprise_key)",
+        "cycle_start_day": f"billing cycle: from day {settings.billing.cycle_start_day} of "
+        "each month at 08:00 UTC (billing.cycle_start_day)",
+        None: f"billing cycle: unknown, so nothing cycle-based is exported; {NO_CYCLE_SOURCE}",
+    }[source]
+    if source in ("v3", "v2") and settings.billing.cycle_start_day is not None:
+        cycle += f", else day {settings.billing.cycle_start_day} (billing.cycle_start_day)"
+    rows = [t.endpoint for t in billing_targets(settings) if t.endpoint not in CYCLE_ROWS.values()]
+    if rows:
+        limits = "ACU limits: from " + ", ".join(ENDPOINTS[r].path for r in rows)
+    elif not settings.enabled("acu_limits"):
+        limits = "ACU limits: not read (endpoints.acu_limits is disabled)"
+    else:
+        limits = (
+            "ACU limits: unknown, so none are exported; they need "
+            "devin.enterprise_service_user_key or devin.enterprise_key"
+        )
+    price = settings.billing.acu_price
+    money = (
+        f"spend: {price:g} {settings.billing.currency} per ACU (billing.acu_price)"
+        if price is not None
+        else "spend: in ACUs (set billing.acu_price for money)"
+    )
+    return [cycle, limits, money]
+
+
+def log_billing(settings: Settings) -> None:
+    """Say once where the billing cycle and the limits come from, or why they are unknown."""
+    if settings.cycle_source is None:
+        log.warning(
+            "billing_cycle_unknown",
+            effect="no devin_billing_cycle_* series and no window=cycle",
+            hint=NO_CYCLE_SOURCE,
+        )
+    else:
+        log.info("billing_cycle_source", source=settings.cycle_source)
+    if not [t for t in billing_targets(settings) if t.endpoint not in CYCLE_ROWS.values()]:
+        log.info("acu_limits_unknown", hint=explain_billing(settings)[1])
 
 
 def devin_client(
@@ -246,6 +304,8 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         clock=clock,
     )
     runtime = Runtime(settings, registry, client, poller, exposition, instruments)
+    exposition.billing = billing_view(settings)
+    poller.cycle_start_day = settings.billing.cycle_start_day
     if settings.state.path is not None:
         runtime.state = StateStore(settings.state.path, poller, clock=clock)
     return runtime
@@ -388,6 +448,7 @@ async def run(settings: Settings, reload: Reloader | None = None) -> int:
     """The daemon: serve until SIGTERM or SIGINT; on SIGHUP apply `reload()`'s settings."""
     configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
     _warn_on_odd_keys(settings)
+    log_billing(settings)
     stop = asyncio.Event()
     hangup = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -448,6 +509,7 @@ async def run_once(settings: Settings) -> int:
     """Poll every target once (after discovery, if enabled), print the exposition, and
     exit 1 if any target, or the discovery, failed."""
     configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
+    log_billing(settings)
     async with http_client(settings) as http:
         runtime = build(settings, http)
         if settings.discovery.enabled:

@@ -31,6 +31,19 @@ def month_cycle_start(now: float) -> float:
     return (first + DAY_BOUNDARY).timestamp()
 
 
+def day_cycle(now: float, day: int) -> tuple[float, float]:
+    """[start, end) of the monthly billing cycle that starts on `day` (1..28) at 08:00 UTC
+    and holds `now`: billing.cycle_start_day's cycle."""
+    shifted = datetime.fromtimestamp(now, UTC) - DAY_BOUNDARY
+    year, month = shifted.year, shifted.month
+    if shifted.day < day:
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    start = datetime(year, month, day, tzinfo=UTC) + DAY_BOUNDARY
+    end = datetime(*following, day, tzinfo=UTC) + DAY_BOUNDARY
+    return start.timestamp(), end.timestamp()
+
+
 @dataclass(frozen=True, order=True)
 class Window:
     """A window as the operator wrote it; `seconds` is the longest span it can cover."""

@@ -87,6 +87,7 @@ class Demo:
                 self.account.enterprise_service_user_key
             )
             values["endpoints"] = {group: {"enabled": True} for group in ALL_GROUPS}
+            values["billing"] = {"acu_price": 2.25, "currency": "EUR"}
         values.update(overrides)
         return load_settings(None, **values)
 
@@ -229,6 +230,8 @@ def start_processes(tmp_path: Path, **config: Any) -> Iterator[ExporterProcess]:
             },
             "web": {"listen_address": "127.0.0.1:0"},
             "log": {"level": "debug"},
+            # The Budget row shows spend in this currency (ACUs x devin_acu_price).
+            "billing": {"acu_price": 2.25, "currency": "EUR"},
             **config,
         }
         config_path = tmp_path / "config.yaml"

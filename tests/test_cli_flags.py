@@ -122,7 +122,8 @@ def test_check_config_takes_the_config_before_or_after_the_command(
 ) -> None:
     status = cli.main([a.format(config=config) for a in argv])
 
-    assert (0, f"{config}: configuration is valid\n") == (status, capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert (0, f"{config}: configuration is valid") == (status, out.splitlines()[0])
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -636,7 +637,8 @@ def test_check_config_returns_0_for_a_valid_file(
 
     out, err = capsys.readouterr()
     assert status == 0
-    assert out == f"{path}: configuration is valid\n"
+    assert out.startswith(f"{path}: configuration is valid\n  billing cycle: unknown")
+    assert "  ACU limits: unknown" in out
     assert err == ""
 
 
@@ -729,3 +731,68 @@ def test_a_key_pasted_into_the_wrong_field_is_not_echoed(tmp_path: Path, field: 
 
     assert "the value is not" in message
     assert not any(SECRET[i : i + 8] in message for i in range(len(SECRET) - 7))
+
+
+@pytest.mark.parametrize(
+    ("devin", "extra", "expected"),
+    [
+        (
+            "{service_user_key: cog_x, enterprise_service_user_key: cog_e}",
+            "",
+            [
+                "billing cycle: Devin's, from GET /v3/enterprise/consumption/cycles",
+                "ACU limits: from /v3/enterprise/consumption/acu-limits/devin, "
+                "/v3/enterprise/organizations",
+            ],
+        ),
+        (
+            "{service_user_key: cog_x, enterprise_key: apk_user_y}",
+            "billing: {cycle_start_day: 23}\n",
+            [
+                "billing cycle: Devin's, from GET /v2/enterprise/consumption/cycles "
+                "(devin.enterprise_key), else day 23 (billing.cycle_start_day)",
+                "ACU limits: from /v2/enterprise/organizations",
+            ],
+        ),
+        (
+            "{service_user_key: cog_x}",
+            "billing: {cycle_start_day: 23, acu_price: 2.5, currency: EUR}\n",
+            [
+                "billing cycle: from day 23 of each month at 08:00 UTC",
+                "ACU limits: unknown, so none are exported",
+                "spend: 2.5 EUR per ACU (billing.acu_price)",
+            ],
+        ),
+    ],
+    ids=["v3", "v2", "cycle_start_day"],
+)
+def test_check_config_explains_the_cycle_source_and_the_limits(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    devin: str,
+    extra: str,
+    expected: list[str],
+) -> None:
+    path = write(tmp_path, f"devin: {devin}\norganizations: [{{id: org-a}}]\n{extra}")
+
+    assert 0 == cli.main(["check-config", "--config", str(path)])
+
+    out = capsys.readouterr().out
+    for line in expected:
+        assert f"\n  {line}" in out
+
+
+@pytest.mark.parametrize(
+    ("billing", "key"),
+    [
+        ({"cycle_start_day": 29}, "billing.cycle_start_day"),
+        ({"cycle_start_day": 0}, "billing.cycle_start_day"),
+        ({"acu_price": 0}, "billing.acu_price"),
+        ({"acu_price": -1.5}, "billing.acu_price"),
+        ({"currency": "usd"}, "billing.currency"),
+        ({"currency": "EURO"}, "billing.currency"),
+    ],
+)
+def test_billing_settings_out_of_range_name_their_key(billing: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_settings(None, devin={"service_user_key": "cog_x"}, billing=billing)

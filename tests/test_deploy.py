@@ -325,6 +325,7 @@ def test_dashboard_has_the_planned_rows() -> None:
         "Sessions by size",
         "Organisations",
         "Value and cost",
+        "Budget",
         "Live sessions",
         "Exporter health",
     ]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.windows import Window, day_start, month_cycle_start
+from exporter.windows import Window, day_cycle, day_start, month_cycle_start
 
 
 def ts(text: str) -> float:
@@ -50,3 +50,23 @@ def test_window_starts() -> None:
 def test_calendar_windows_sort_after_rolling_ones_of_the_same_span() -> None:
     windows = sorted(Window.parse(w) for w in ("cycle", "30d", "today", "1h", "24h"))
     assert ["1h", "24h", "today", "30d", "cycle"] == [w.label for w in windows]
+
+
+@pytest.mark.parametrize(
+    ("now", "day", "start", "end"),
+    [
+        ("2026-09-21T14:00:00", 23, "2026-08-23T08:00:00", "2026-09-23T08:00:00"),
+        ("2026-09-23T07:59:59", 23, "2026-08-23T08:00:00", "2026-09-23T08:00:00"),
+        ("2026-09-23T08:00:00", 23, "2026-09-23T08:00:00", "2026-10-23T08:00:00"),
+        ("2026-01-02T00:00:00", 5, "2025-12-05T08:00:00", "2026-01-05T08:00:00"),
+        ("2026-12-31T23:00:00", 28, "2026-12-28T08:00:00", "2027-01-28T08:00:00"),
+        ("2026-03-01T09:00:00", 1, "2026-03-01T08:00:00", "2026-04-01T08:00:00"),
+    ],
+)
+def test_day_cycle_runs_from_the_day_at_08_utc_to_the_same_day_next_month(
+    now: str, day: int, start: str, end: str
+) -> None:
+    def utc(text: str) -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+    assert (utc(start), utc(end)) == day_cycle(utc(now), day)

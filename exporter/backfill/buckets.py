@@ -49,6 +49,11 @@ class BucketCache:
         self._answers: dict[_CacheKey, asyncio.Future[Any]] = {}
 
     async def fetch(self, endpoint: Endpoint[_Model], key: SecretStr, call: Call) -> _Model:
+        if endpoint.shape == "cycles":  # v2's plain array: one listing for every step
+            cycles: _Model = await self._once(
+                _key(endpoint, key, call), lambda: self._api.fetch(endpoint, key, call)
+            )
+            return cycles
         if endpoint.shape not in ("daily", "periods"):
             return await self._api.fetch(endpoint, key, call)
         start, end = endpoint.range_of(call)

@@ -15,8 +15,13 @@ from exporter.windows import Window, day_start
 
 
 def backfill_targets(settings: Settings) -> list[Target]:
-    """The daemon's targets, but the session list: live state has no past to ask for."""
-    return [t for t in build_targets(settings) if ENDPOINTS[t.endpoint].shape != "live"]
+    """The daemon's targets, but the session list and the ACU limits: live state has no
+    past to ask for, and today's limits say nothing of the limits of the past."""
+    return [
+        t
+        for t in build_targets(settings)
+        if ENDPOINTS[t.endpoint].shape not in ("live", "limits", "list")
+    ]
 
 
 def requests_of(target: Target, windows: list[Window], times: list[int]) -> int:

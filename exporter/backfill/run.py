@@ -39,6 +39,7 @@ from exporter.metrics.view import View
 from exporter.polling.poller import Sample, Snapshot
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
+from exporter.windows import day_cycle
 
 log = structlog.get_logger("exporter.backfill")
 
@@ -128,8 +129,11 @@ class Backfill:
         """The Devin families at t, and each (target, window, reason) left out."""
         samples: dict[tuple[Target, str], Sample] = {}
         failed: list[tuple[Target, str, str]] = []
-        cycle_start: float | None = None
+        # Devin's cycle once read, else billing.cycle_start_day's; None: no `cycle` window.
+        day = self._settings.billing.cycle_start_day
+        cycle = day_cycle(float(t), day) if day is not None else None
         for group in (self._cycles, self._others):
+            cycle_start = cycle[0] if cycle is not None else None
             results = await asyncio.gather(
                 *(
                     strategy_of(target.endpoint).fetch(
@@ -148,10 +152,15 @@ class Backfill:
                         continue
                     samples[target, label] = Sample(outcome, float(t))
                     if isinstance(outcome, BillingCycle):
-                        cycle_start = outcome.start
-        return self._render(t, samples), failed
+                        cycle = (float(outcome.start), float(outcome.end))
+        return self._render(t, samples, cycle), failed
 
-    def _render(self, t: int, samples: dict[tuple[Target, str], Sample]) -> list[Metric]:
+    def _render(
+        self,
+        t: int,
+        samples: dict[tuple[Target, str], Sample],
+        cycle: tuple[float, float] | None = None,
+    ) -> list[Metric]:
         snapshot = Snapshot(
             version=0,
             targets=tuple(self._targets),
@@ -160,6 +169,7 @@ class Backfill:
             states={},
             up={},
             auth_failing=frozenset(),
+            cycle=cycle,
         )
         view = View(
             snapshot,

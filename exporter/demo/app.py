@@ -58,6 +58,12 @@ _MAX_BUCKETS: Final = 1000
 _PAGE_DEFAULT: Final = 100
 _PERIODS: Final[dict[str, Period]] = {"dau": "dau", "wau": "wau", "mau": "mau"}
 
+# The demo's ACU limits: per billing cycle (about three times what a busy demo
+# organisation consumes in one) and per session.
+DEMO_ORG_CYCLE_LIMIT: Final = 250000.0
+DEMO_ENTERPRISE_CYCLE_LIMIT: Final = 1000000.0
+DEMO_SESSION_LIMIT: Final = 50
+
 Clock = Callable[[], float]
 
 
@@ -80,6 +86,10 @@ class DemoAccount:
     # cog_ keys with account-level permissions (ViewAccountMetrics, ViewAccountConsumption,
     # ManageOrganizations): every /v3/enterprise endpoint, and every organisation's.
     enterprise_service_user_keys: set[str] = field(default_factory=set)
+    # ACUs an organisation may consume in a billing cycle (not listed: no limit), and the
+    # enterprise's own limit (None: none); the same in the ACU limits list and the listings.
+    cycle_limits: dict[str, float] = field(default_factory=dict)
+    enterprise_cycle_limit: float | None = None
     models: dict[str, OrgModel] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +112,7 @@ class DemoAccount:
             raise KeyError(org_id)
         self.orgs = [o for o in self.orgs if o.id != org_id]
         del self.models[org_id]
+        self.cycle_limits.pop(org_id, None)
         for orgs in self.service_user_keys.values():
             orgs.discard(org_id)
 
@@ -110,7 +121,8 @@ class DemoAccount:
         cls, org_count: int = 3, *, seed: int = 1, extra_origins: Sequence[str] = ()
     ) -> DemoAccount:
         """`org_count` organisations, one service-user key for all, one with account-level
-        permissions, and one enterprise admin key."""
+        permissions, and one enterprise admin key; every organisation but the first has a
+        cycle limit, and so has the enterprise (all well above what the demo consumes)."""
         names = ["Platform", "Payments", "Mobile", "Data", "Growth", "Infra", "Search", "Ads"]
         orgs = [
             DemoOrg(id=f"org-demo{i:04d}", name=f"{names[i % len(names)]} {i // len(names) or ''}")
@@ -124,6 +136,8 @@ class DemoAccount:
             seed=seed,
             extra_origins=tuple(extra_origins),
             enterprise_service_user_keys={f"cog_{secrets.token_urlsafe(24)}"},
+            cycle_limits={o.id: DEMO_ORG_CYCLE_LIMIT for o in orgs[1:]},
+            enterprise_cycle_limit=DEMO_ENTERPRISE_CYCLE_LIMIT,
         )
 
     @property
@@ -560,12 +574,14 @@ class DemoAPI:
             "v3_enterprise_usage": self._v3_ent_usage,
             "v3_enterprise_org_usage": self._v3_ent_org_usage,
             "v3_enterprise_consumption_cycles": self._v3_ent_cycles,
+            "v3_enterprise_acu_limits": self._v3_ent_acu_limits,
             "v3_enterprise_organizations": self._v3_ent_organizations,
             "v3_org_sessions_list": self._v3_org_session_list,
             "v3_enterprise_sessions_list": self._v3_ent_session_list,
             "v2_enterprise_sessions": self._v2_sessions,
             "v2_enterprise_prs": self._v2_prs,
             "v2_enterprise_consumption_daily": self._v2_consumption,
+            "v2_enterprise_consumption_cycles": self._v2_cycles,
             "v2_enterprise_organizations": self._v2_organizations,
         }
         contract = Contract.load()
@@ -867,13 +883,25 @@ class DemoAPI:
         }
 
     def _v3_ent_cycles(self, ask: Ask) -> Body:
-        """Monthly cycles from the 1st at 08:00 UTC, oldest first, up to the current one."""
+        """Monthly cycles from the 5th at 08:00 UTC, oldest first, up to the current one."""
         now = self._clock()
         rows = [
             (f"{start:012d}", {"after": start, "before": end})
             for start, end in billing_cycles(now - _HISTORY_SECONDS, now)
         ]
         return _cursor_page(ask.request, "cycle", rows)
+
+    def _v3_ent_acu_limits(self, ask: Ask) -> Body:
+        """The enterprise's limit, then each organisation's that has one, by org id."""
+        rows: list[tuple[str, dict[str, Any]]] = []
+        if self.account.enterprise_cycle_limit is not None:
+            limit = self.account.enterprise_cycle_limit
+            rows.append(("", {"cycle_acu_limit": limit, "scope": "enterprise"}))
+        rows += [
+            (org, {"cycle_acu_limit": limit, "scope": "org", "org_id": org})
+            for org, limit in sorted(self.account.cycle_limits.items())
+        ]
+        return _cursor_page(ask.request, "limit", rows)
 
     def _v3_ent_organizations(self, ask: Ask) -> Body:
         """The account's organisations, ordered by id."""
@@ -885,8 +913,8 @@ class DemoAPI:
                     "name": o.name,
                     "created_at": self.account.models[o.id].created_at,
                     "updated_at": self.account.models[o.id].created_at,
-                    "max_cycle_acu_limit": None,
-                    "max_session_acu_limit": 50,
+                    "max_cycle_acu_limit": self.account.cycle_limits.get(o.id),
+                    "max_session_acu_limit": DEMO_SESSION_LIMIT,
                 },
             )
             for o in sorted(self.account.orgs, key=lambda o: o.id)
@@ -959,6 +987,15 @@ class DemoAPI:
             "consumption_by_user": {},
         }
 
+    def _v2_cycles(self, ask: Ask) -> Body:
+        """Every cycle, oldest first, its end inclusive (the cycle's last second, as the
+        older v2 page's example has it)."""
+        now = self._clock()
+        return [
+            {"start": _iso(start), "end": _iso(end - 1)}
+            for start, end in billing_cycles(now - _HISTORY_SECONDS, now)
+        ]
+
     def _v2_organizations(self, ask: Ask) -> Body:
         skip = int(ask.request.query.get("skip", "0"))
         limit = int(ask.request.query.get("limit", str(_PAGE_DEFAULT)))
@@ -972,8 +1009,8 @@ class DemoAPI:
                     "org_id": org.id,
                     "org_name": org.name,
                     "created_at": _iso(model.created_at),
-                    "max_cycle_acu_limit": None,
-                    "max_session_acu_limit": 50,
+                    "max_cycle_acu_limit": self.account.cycle_limits.get(org.id),
+                    "max_session_acu_limit": DEMO_SESSION_LIMIT,
                     "org_admin_count": admins,
                     "org_member_count": model.headcount,
                     "org_user_count": model.headcount,

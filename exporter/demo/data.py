@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from exporter.devin.models import BILLING_DAY_OFFSET_SECONDS, KNOWN_ORIGINS, KNOWN_SIZES
+from exporter.windows import day_cycle
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -348,16 +349,20 @@ def _next_month(start: int, offset: int = 0) -> int:
     return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) + offset
 
 
+# The demo contract's billing day: its cycles run from the 5th to the 5th (as the v2
+# reference's example does), so that nothing can pass for right by assuming the 1st.
+BILLING_CYCLE_DAY = 5
+
+
 def billing_cycles(start: float, end: float) -> list[tuple[int, int]]:
-    """The monthly billing cycles (from the 1st, 08:00 UTC) overlapping [start, end], oldest
+    """The monthly billing cycles (from the 5th, 08:00 UTC) overlapping [start, end], oldest
     first, as (start, end) pairs: each ends where the next begins."""
-    offset = BILLING_DAY_OFFSET_SECONDS
     cycles = []
-    cycle = _month_start(start, offset)
-    while cycle <= end:
-        following = _next_month(cycle, offset)
-        cycles.append((cycle, following))
-        cycle = following
+    first, following = day_cycle(start, BILLING_CYCLE_DAY)
+    cycle = (int(first), int(following))
+    while cycle[0] <= end:
+        cycles.append(cycle)
+        cycle = (cycle[1], int(day_cycle(cycle[1], BILLING_CYCLE_DAY)[1]))
     return cycles
 
 

@@ -296,14 +296,44 @@ class SessionsByCategory(_Response):
 
 
 class BillingCycle(_Response):
-    """An item of `GET /v3/enterprise/consumption/cycles`: the cycle's bounds, Unix seconds.
+    """A billing cycle: its bounds, Unix seconds, `end` exclusive.
 
-    The docs name them `after` and `before` without defining them; `start`/`end` are
-    accepted too.
+    v3 (`GET /v3/enterprise/consumption/cycles`) names them `after` and `before` without
+    defining them, as integers; v2 (`GET /v2/enterprise/consumption/cycles`) `start` and
+    `end`, as date-times. An `end` at :59 seconds (the older v2 page's example ends a
+    cycle at 23:59:59 and starts the next at 00:00:00) is the cycle's last second, so the
+    cycle ends one second later; any other `end` is where the next cycle begins.
     """
 
     start: UnixSeconds = Field(validation_alias=AliasChoices("after", "start"))
     end: UnixSeconds = Field(validation_alias=AliasChoices("before", "end"))
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso_as_seconds(cls, value: Any) -> Any:
+        return _unix_seconds(value)
+
+    @field_validator("end", mode="after")
+    @classmethod
+    def _exclusive_end(cls, end: int) -> int:
+        return end + 1 if end % 60 == 59 else end
+
+
+class BillingCycles(RootModel[Annotated[list[BillingCycle], Field(max_length=5000)]]):
+    """The plain JSON array of `GET /v2/enterprise/consumption/cycles`, in the order sent."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+
+class AcuLimit(_Response):
+    """One item of `GET /v3/enterprise/consumption/acu-limits/devin`: the ACUs its scope may
+    consume in one billing cycle. `org_id` set: an organisation's limit; `user_id` set: a
+    user's; neither: the enterprise's. A null limit is no limit."""
+
+    cycle_acu_limit: Acus | None = None
+    scope: Annotated[str, Field(max_length=64)] | None = None
+    org_id: _Id | None = None
+    user_id: Annotated[str, Field(max_length=128)] | None = None
 
 
 class OrganizationSummary(_Response):

@@ -18,7 +18,9 @@ from pydantic import BaseModel
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,
+    AcuLimit,
     BillingCycle,
+    BillingCycles,
     CursorPage,
     DailyConsumption,
     EnterpriseSessions,
@@ -39,10 +41,11 @@ Scope = Literal["organization", "enterprise"]
 """Whose data an answer holds: one organisation's (by path or `org_ids`), or the enterprise's."""
 KeyKind = Literal["service_user", "enterprise_service_user", "enterprise_admin"]
 """`cog_` service user of an org, `cog_` service user with enterprise permissions, `apk_user_`."""
-Shape = Literal["window", "daily", "periods", "cycles", "list", "live"]
+Shape = Literal["window", "daily", "periods", "cycles", "limits", "list", "live"]
 """How the poller asks: once per window; daily buckets once per poll; dau/wau/mau buckets;
-billing cycles (every page); a list followed page by page (discovery); the session list
-followed incrementally from the previous poll (live session state)."""
+billing cycles (every page); ACU limits (every page); a list followed page by page
+(discovery, and the organisations' limits); the session list followed incrementally from
+the previous poll (live session state)."""
 Pagination = Literal["none", "cursor", "offset"]
 
 ACTIVE_USER_PERIODS = ("dau", "wau", "mau")
@@ -397,7 +400,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         _V3_RANGE,
         DailyConsumption,
         "daily",
-        None,  # enterprise-wide; not polled (no org label fits it), asked by tests
+        "consumption",  # enterprise-wide: devin_billing_cycle_acus_consumed{org=""}
         permission_also=("ManageBilling",),
     ),
     Endpoint(
@@ -451,6 +454,19 @@ ROWS: tuple[Endpoint[Any], ...] = (
         permission_also=("ManageBilling",),
     ),
     Endpoint(
+        "v3_enterprise_acu_limits",
+        "v3",
+        "/v3/enterprise/consumption/acu-limits/devin",
+        "enterprise",
+        "enterprise_service_user",
+        "ViewAccountConsumption",
+        _CURSOR,
+        CursorPage[AcuLimit],
+        "limits",
+        "acu_limits",
+        pagination="cursor",
+    ),
+    Endpoint(
         "v3_enterprise_organizations",
         "v3",
         "/v3/enterprise/organizations",
@@ -460,7 +476,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         _CURSOR,
         CursorPage[OrganizationSummary],
         "list",
-        None,  # discovery
+        "acu_limits",  # the organisations' ACU limits; discovery lists it too
         pagination="cursor",
     ),
     Endpoint(
@@ -518,6 +534,18 @@ ROWS: tuple[Endpoint[Any], ...] = (
         org_product="devin",
     ),
     Endpoint(
+        "v2_enterprise_consumption_cycles",
+        "v2",
+        "/v2/enterprise/consumption/cycles",
+        "enterprise",
+        "enterprise_admin",
+        "Enterprise Admin personal API key",
+        frozenset(),
+        BillingCycles,
+        "cycles",
+        "billing_cycles",
+    ),
+    Endpoint(
         "v2_enterprise_organizations",
         "v2",
         "/v2/enterprise/organizations",
@@ -527,7 +555,7 @@ ROWS: tuple[Endpoint[Any], ...] = (
         frozenset({"skip", "limit"}),
         OffsetPage[OrganizationSummary],
         "list",
-        None,  # discovery
+        "acu_limits",  # the organisations' ACU limits; discovery lists it too
         pagination="offset",
     ),
 )

@@ -23,7 +23,7 @@ from exporter.config import Organization
 from exporter.metrics.instruments import Instruments
 from exporter.metrics.registry import view_registry
 from exporter.metrics.release import release_freed_memory
-from exporter.metrics.view import View
+from exporter.metrics.view import Billing, View
 from exporter.polling.poller import Poller
 
 Clock = Callable[[], float]
@@ -108,6 +108,7 @@ class Exposition:
         self._own = own_registry
         self.organizations = organizations
         self.stale_after_seconds = stale_after_seconds
+        self.billing = Billing()  # set from the settings by whoever builds it
         self._clock = clock
         self._rendered: _Rendered | None = None
         self._rendering: asyncio.Task[_Rendered] | None = None
@@ -120,6 +121,7 @@ class Exposition:
                 organizations=tuple(self.organizations),
                 stale_after_seconds=self.stale_after_seconds,
                 now=self._clock(),
+                billing=self.billing,
             )
             self._rendering = asyncio.get_running_loop().create_task(
                 asyncio.to_thread(_render, view)

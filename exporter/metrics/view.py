@@ -29,6 +29,16 @@ def gauge(name: str, help_text: str, labels: list[str]) -> GaugeMetricFamily:
 
 
 @dataclass(frozen=True)
+class Billing:
+    """What a rendering says beyond the polled values: whether this replica serves the
+    enterprise-wide series (shard 0 does), and the price of an ACU if the operator set it."""
+
+    enterprise: bool = True
+    acu_price: float | None = None
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
 class View:
     """What one rendering shows: a snapshot, the configured orgs, and which samples are fresh."""
 
@@ -36,6 +46,7 @@ class View:
     organizations: tuple[Organization, ...]
     stale_after_seconds: float
     now: float
+    billing: Billing = Billing()
 
     def fresh(self, kind: type[_Value]) -> Iterator[tuple[Target, str, _Value]]:
         """Samples of one kind young enough to serve, in a stable order, whichever endpoint

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from exporter.config import Organization, Settings
-from exporter.devin.table import ROWS, Endpoint
+from exporter.devin.table import ENDPOINTS, ROWS, Endpoint
 from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 
 _TWINS = {r.twin for r in ROWS} | {r.v2_twin for r in ROWS}
+# Read by every replica, one small listing each: the billing cycle and the ACU limits.
+_BILLING_SHAPES = frozenset({"cycles", "limits", "list"})
 # Polled for every organisation of the shard, with the org's key or through a twin.
 _ORG_ROWS = tuple(r for r in ROWS if r.scope == "organization" and r.group)
 # Polled once for the whole enterprise (by shard 0): enterprise rows that are no org
@@ -18,8 +22,19 @@ _ORG_ROWS = tuple(r for r in ROWS if r.scope == "organization" and r.group)
 _ENTERPRISE_ROWS = tuple(
     r
     for r in ROWS
-    if r.scope == "enterprise" and r.group and r.name not in _TWINS and not r.per_org_path
+    if r.scope == "enterprise"
+    and r.group
+    and r.name not in _TWINS
+    and not r.per_org_path
+    and r.shape not in _BILLING_SHAPES
 )
+# The rows each source of the billing cycle reads, and the rows that read ACU limits with
+# each kind of enterprise key (session limits exist only in the organisations' listings).
+CYCLE_ROWS = {"v3": "v3_enterprise_consumption_cycles", "v2": "v2_enterprise_consumption_cycles"}
+LIMIT_ROWS = {
+    "enterprise_service_user": ("v3_enterprise_acu_limits", "v3_enterprise_organizations"),
+    "enterprise_admin": ("v2_enterprise_organizations",),
+}
 
 
 def build_targets(settings: Settings) -> list[Target]:
@@ -29,7 +44,8 @@ def build_targets(settings: Settings) -> list[Target]:
     key on the org endpoint, or else (enterprise mode) with the enterprise service user key
     on the row's enterprise twin (by `org_ids` or the org in its path), or, for an org only
     the enterprise admin key sees, on its v2 twin. Enterprise-wide rows are polled by shard
-    0 only; the v2 sessions row (enterprise admin key) is also asked for every org.
+    0 only; the v2 sessions row (enterprise admin key) is also asked for every org. The
+    billing cycle and the ACU limits are read by every replica (see `billing_targets`).
     """
     orgs = settings.polled_organizations
     targets: list[Target] = []
@@ -44,10 +60,7 @@ def build_targets(settings: Settings) -> list[Target]:
                 targets.append(Target(name, org.id, key, interval))
     if settings.enabled("sessions"):
         targets += _segment_targets(settings, orgs)
-    keys = {
-        "enterprise_service_user": settings.devin.enterprise_service_user_key,
-        "enterprise_admin": settings.devin.enterprise_key,
-    }
+    keys = _enterprise_keys(settings)
     for row in _ENTERPRISE_ROWS:
         key = keys.get(row.key)
         if row.group is None or key is None or not settings.enabled(row.group):
@@ -57,7 +70,38 @@ def build_targets(settings: Settings) -> list[Target]:
             targets.append(Target(row.name, "", key, interval))
         if row.key == "enterprise_admin":  # v2 sessions: per org as well
             targets += [Target(row.name, o.id, key, interval) for o in orgs]
+    return targets + billing_targets(settings)
+
+
+def billing_targets(settings: Settings) -> list[Target]:
+    """The billing cycle from its source and the ACU limits, whichever keys can read them.
+
+    Every replica reads them (a listing each): its own `cycle` windows need the cycle, and
+    its own organisations' limits are in the lists. The v3 rows need the enterprise service
+    user key; without it the v2 rows need the enterprise admin key.
+    """
+    targets = []
+    source = settings.cycle_source
+    if source in CYCLE_ROWS:
+        name = CYCLE_ROWS[source]
+        key = _enterprise_keys(settings)[ENDPOINTS[name].key]
+        if key is not None:
+            targets.append(Target(name, "", key, settings.interval_of("billing_cycles")))
+    if settings.enabled("acu_limits"):
+        for kind, key in _enterprise_keys(settings).items():
+            if key is not None:
+                interval = settings.interval_of("acu_limits")
+                targets += [Target(name, "", key, interval) for name in LIMIT_ROWS[kind]]
+                break  # the v3 key, or else the v2 one
     return targets
+
+
+def _enterprise_keys(settings: Settings) -> dict[str, SecretStr | None]:
+    """The enterprise keys by kind, v3 first."""
+    return {
+        "enterprise_service_user": settings.devin.enterprise_service_user_key,
+        "enterprise_admin": settings.devin.enterprise_key,
+    }
 
 
 def _endpoint_for(settings: Settings, row: Endpoint[Any], org: Organization) -> str | None:

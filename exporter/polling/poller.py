@@ -22,7 +22,7 @@ from exporter.polling.admission import Admission
 from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, SessionSync
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
-from exporter.windows import Window
+from exporter.windows import Window, day_cycle
 
 Clock = Callable[[], float]
 Value = BaseModel  # one of the response models of exporter.devin.models
@@ -62,8 +62,12 @@ class Snapshot:
     states: Mapping[tuple[Target, str], WindowState]
     up: Mapping[Target, bool]
     auth_failing: frozenset[Target]
+    # The current billing cycle's [start, end), as the poller knows it; None: unknown.
+    cycle: tuple[float, float] | None = None
 
 
+# How long new targets wait for a new billing-cycle target's first poll to end.
+CYCLE_WAIT_SECONDS = 10.0
 # After a 401 or 403 a target's polls slow down, doubling up to this.
 AUTH_BACKOFF_MAX_SECONDS = 3600.0
 _AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
@@ -147,6 +151,8 @@ class Poller:
         self.targets: list[Target] = []
         self.windows: list[Window] = []
         self.billing_cycle: BillingCycle | None = None  # Devin's current cycle, once polled
+        # billing.cycle_start_day: the cycle when Devin's is not (or not yet) known.
+        self.cycle_start_day: int | None = None
         self.samples: dict[tuple[Target, str], Sample] = {}
         self.states: dict[tuple[Target, str], WindowState] = {}
         self.auth_backoff: dict[Target, AuthBackoff] = {}
@@ -174,6 +180,7 @@ class Poller:
             states={k: replace(v) for k, v in self.states.items()},
             up={t: self.up(t) for t in self.targets},
             auth_failing=frozenset(self.auth_backoff),
+            cycle=self.current_cycle(self._clock()),
         )
 
     def reconfigure(self, targets: list[Target], windows: list[Window]) -> None:
@@ -259,12 +266,20 @@ class Poller:
         polled = [s for s in states if s.last_attempt is not None]
         return bool(polled) and all(s.last_error is None for s in polled)
 
-    def cycle_start(self, now: float) -> float | None:
-        """Where Devin's current billing cycle began, while the polled one lasts."""
+    def current_cycle(self, now: float) -> tuple[float, float] | None:
+        """The billing cycle `now` falls in: Devin's while the polled one lasts, else the
+        one billing.cycle_start_day sets; None when neither says (never a guess)."""
         cycle = self.billing_cycle
         if cycle is not None and cycle.start <= now < cycle.end:
-            return cycle.start
+            return float(cycle.start), float(cycle.end)
+        if self.cycle_start_day is not None:
+            return day_cycle(now, self.cycle_start_day)
         return None
+
+    def cycle_start(self, now: float) -> float | None:
+        """Where the current billing cycle began (None: unknown)."""
+        cycle = self.current_cycle(now)
+        return None if cycle is None else cycle[0]
 
     def windows_of(self, target: Target, windows: list[Window] | None = None) -> list[Window]:
         """The windows (or buckets) a target's samples are kept under."""
@@ -283,8 +298,11 @@ class Poller:
         return next_run
 
     async def poll_all(self) -> None:
-        """One cycle of every target, concurrently (the client caps requests in flight)."""
-        await asyncio.gather(*(self.poll_target(t) for t in self.targets))
+        """One cycle of every target, concurrently (the client caps requests in flight);
+        the billing cycle first, so that `cycle` windows know where they start."""
+        first, rest = _cycles_first(self.targets)
+        await asyncio.gather(*(self.poll_target(t) for t in first))
+        await asyncio.gather(*(self.poll_target(t) for t in rest))
 
     async def _poll_interval(self, interval: float) -> None:
         """The scheduled poll of every target polled every `interval` seconds.
@@ -297,11 +315,19 @@ class Poller:
         self.dispatch([t for t in self.targets if t.interval_seconds == interval])
 
     async def _poll_now(self, targets: list[Target]) -> None:
-        """The one-shot job for new targets (a coroutine, so it runs on the event loop)."""
-        self.dispatch(targets)
+        """The one-shot job for new targets (a coroutine, so it runs on the event loop):
+        a new billing-cycle target is polled first, and the others wait for it (at most
+        CYCLE_WAIT_SECONDS: a slow or failing cycle read must not hold every first poll
+        back; their `cycle` windows are then filled at their next poll)."""
+        first, rest = _cycles_first(targets)
+        started = self.dispatch(first)
+        if started:
+            await asyncio.wait(started, timeout=CYCLE_WAIT_SECONDS)
+        self.dispatch(rest)
 
-    def dispatch(self, targets: list[Target]) -> None:
+    def dispatch(self, targets: list[Target]) -> list[asyncio.Task[None]]:
         """Start polling each of these targets that is not being polled already."""
+        started = []
         for target in targets:
             if self._closing or target in self._in_flight:
                 continue
@@ -309,6 +335,8 @@ class Poller:
             task = asyncio.get_running_loop().create_task(self._poll_claimed(target))
             self._dispatched.add(task)
             task.add_done_callback(self._finished)
+            started.append(task)
+        return started
 
     async def _poll_claimed(self, target: Target) -> None:
         try:
@@ -389,10 +417,13 @@ class Poller:
         self._instruments.polled(target.endpoint, time.perf_counter() - started)
         if target not in self._current_targets():
             return  # removed by a reload while in flight: its results have no home
+        # A window without an outcome was not asked (a `cycle` window while the cycle is
+        # unknown): it keeps no value and counts neither way.
         failed = {
             w.label: outcome.reason
             for w in windows
-            if self._record(target, w, (outcome := outcomes[w.label]), now)
+            if w.label in outcomes
+            and self._record(target, w, (outcome := outcomes[w.label]), now)
             and isinstance(outcome, DevinAPIError)
         }
         self._track_auth(
@@ -540,6 +571,12 @@ class Poller:
 
 
 _JOB_PREFIX = "poll-every-"
+
+
+def _cycles_first(targets: list[Target]) -> tuple[list[Target], list[Target]]:
+    """The billing-cycle targets, and the others."""
+    first = [t for t in targets if ENDPOINTS[t.endpoint].shape == "cycles"]
+    return first, [t for t in targets if t not in first]
 
 
 def _job_id(interval: float) -> str:

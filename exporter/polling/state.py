@@ -31,7 +31,7 @@ from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
 from exporter.files import write_atomically
 from exporter.polling.poller import Poller, Sample, Snapshot, WindowState
-from exporter.polling.strategies import ConsumedAcus, LatestActiveUsers
+from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
 from exporter.polling.targets import Target
 
 FORMAT = "devin-exporter-state"
@@ -101,6 +101,8 @@ def value_type(endpoint: str) -> type[BaseModel] | None:
         "daily": ConsumedAcus,
         "periods": LatestActiveUsers,
         "cycles": BillingCycle,
+        "limits": AcuLimits,
+        "list": OrgLimits,
     }
     if row.shape == "window":
         return row.model

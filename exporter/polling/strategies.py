@@ -4,8 +4,12 @@ A `window` endpoint (sessions, PRs, searches, active users, usage) is asked once
 window. Bucketed endpoints are asked once per poll and every value is derived from the
 buckets, so their request count grows with organisations, not organisations x windows:
 daily consumption (one request from the earliest day needed), and active users per day,
-week and month (the last complete bucket of each). Billing cycles are one listing. The
-session list (`live`) is one listing per poll, from where the previous one left off.
+week and month (the last complete bucket of each). Billing cycles, ACU limits and the
+organisations' listing are one listing each. The session list (`live`) is one listing per
+poll, from where the previous one left off.
+
+A `cycle` window is asked only while the billing cycle is known (Devin's, or the configured
+billing day): otherwise it gets no outcome at all, and nothing is exported under it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,
+    AcuLimit,
+    BillingCycle,
     CursorPage,
     DailyConsumption,
+    OrganizationSummary,
     SessionItem,
 )
 from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Call, Endpoint, Shape
@@ -44,6 +51,10 @@ class Span:
 
     def start_of(self, window: Window) -> float:
         return window.start(self.now, self.cycle_start)
+
+    def known(self, windows: Sequence[Window]) -> list[Window]:
+        """The windows whose start is known: `cycle` only while the billing cycle is."""
+        return [w for w in windows if w.label != "cycle" or self.cycle_start is not None]
 
 
 async def _outcome(
@@ -88,10 +99,11 @@ class Rolling:
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
         row = ENDPOINTS[target.endpoint]
+        known = span.known(windows)
         outcomes = await asyncio.gather(
-            *(_outcome(api, row, target, span.start_of(w), span.now) for w in windows)
+            *(_outcome(api, row, target, span.start_of(w), span.now) for w in known)
         )
-        return {w.label: o for w, o in zip(windows, outcomes, strict=True)}
+        return {w.label: o for w, o in zip(known, outcomes, strict=True)}
 
 
 class ConsumedAcus(BaseModel):
@@ -139,7 +151,7 @@ class DailyBuckets:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        bounds = {w.label: billing_days_of(w, span) for w in windows}
+        bounds = {w.label: billing_days_of(w, span) for w in span.known(windows)}
         first_day = min(first for first, _ in bounds.values())
         row = ENDPOINTS[target.endpoint]
         answer = await _outcome(api, row, target, first_day, span.now)
@@ -238,8 +250,12 @@ class Cycles:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
+        row = ENDPOINTS[target.endpoint]
         try:
-            cycles = await api.pages(ENDPOINTS[target.endpoint], target.key)
+            if row.pagination == "none":  # v2: one plain array
+                cycles: list[BillingCycle] = (await api.fetch(row, target.key, row.call())).root
+            else:
+                cycles = await api.pages(row, target.key)
         except DevinAPIError as err:
             return {CURRENT.label: err}
         current = [cycle for cycle in cycles if cycle.start <= span.now < cycle.end]
@@ -250,6 +266,51 @@ class Cycles:
                 )
             }
         return {CURRENT.label: max(current, key=lambda cycle: cycle.start)}
+
+
+class AcuLimits(BaseModel):
+    """Every Devin ACU limit of the enterprise (items of every page)."""
+
+    items: list[AcuLimit]
+
+
+class OrgLimits(BaseModel):
+    """The ACU limits of each listed organisation: per cycle and per session (None: none)."""
+
+    cycle: dict[str, float | None]
+    session: dict[str, float | None]
+
+
+LIMITS = Window(0.0, "limits")
+
+
+class Listing:
+    """A list read page by page, once per poll, kept as one value under `limits`: the ACU
+    limits, or the organisations' listing (for their limits per cycle and per session)."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return [LIMITS]
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return 1
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        row = ENDPOINTS[target.endpoint]
+        try:
+            items = await api.pages(row, target.key)
+        except DevinAPIError as err:
+            return {LIMITS.label: err}
+        if row.shape == "limits":
+            return {LIMITS.label: AcuLimits(items=items)}
+        orgs = cast(list[OrganizationSummary], items)
+        return {
+            LIMITS.label: OrgLimits(
+                cycle={o.org_id: o.max_cycle_acu_limit for o in orgs},
+                session={o.org_id: o.max_session_acu_limit for o in orgs},
+            )
+        }
 
 
 LIVE = Window(0.0, "live")
@@ -286,6 +347,8 @@ STRATEGIES: dict[Shape, Strategy] = {
     "daily": DailyBuckets(),
     "periods": PeriodBuckets(),
     "cycles": Cycles(),
+    "limits": Listing(),
+    "list": Listing(),
     "live": LiveList(),
 }
 

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from exporter.demo.app import DemoAccount, DemoAPI, DemoOrg
+from exporter.demo.app import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount, DemoAPI, DemoOrg
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,
     BillingCycle,
+    BillingCycles,
     CursorPage,
     DailyConsumption,
     OffsetPage,
@@ -398,9 +399,9 @@ async def test_org_consumption_defaults_to_the_current_cycle(served: Served) -> 
     )
 
     days = DailyConsumption.model_validate_json(response.content).consumption_by_date
-    assert datetime(2026, 9, 1, 8, tzinfo=UTC) == utc(days[0].date)
+    assert datetime(2026, 9, 5, 8, tzinfo=UTC) == utc(days[0].date)
     assert days[-1].date <= T < days[-1].date + DAY
-    assert 21 == len(days)
+    assert 17 == len(days)
 
 
 async def test_enterprise_metrics_are_sums_over_the_orgs(served: Served) -> None:
@@ -578,11 +579,37 @@ async def test_cycles_are_monthly_oldest_first_up_to_the_current_one(served: Ser
     )
 
     cycles = page.items
-    assert all((utc(c.start).day, utc(c.start).hour) == (1, 8) for c in cycles)
+    assert all((utc(c.start).day, utc(c.start).hour) == (5, 8) for c in cycles)
     assert all(a.end == b.start for a, b in itertools.pairwise(cycles))
     assert cycles[-1].start <= T < cycles[-1].end
     assert T - cycles[0].start >= 400 * DAY
     assert len(cycles) == page.total
+
+
+async def test_v2_cycles_are_the_same_cycles_with_their_last_second_as_end(
+    served: Served,
+) -> None:
+    v3 = CursorPage[BillingCycle].model_validate_json(
+        (await served.ent_get("/v3/enterprise/consumption/cycles", {"first": 200})).content
+    )
+    raw = (await served.v2_get("/v2/enterprise/consumption/cycles")).json()
+
+    assert {"start": "2026-09-05T08:00:00Z", "end": "2026-10-05T07:59:59Z"} == raw[-1]
+    assert v3.items == BillingCycles.model_validate(raw).root
+
+
+async def test_acu_limits_list_the_enterprise_and_each_limited_organisation(
+    served: Served,
+) -> None:
+    page = (await served.ent_get("/v3/enterprise/consumption/acu-limits/devin")).json()
+    listing = (await served.ent_get("/v3/enterprise/organizations")).json()
+
+    limits = {item.get("org_id", ""): item["cycle_acu_limit"] for item in page["items"]}
+    assert {"": DEMO_ENTERPRISE_CYCLE_LIMIT} | served.account.cycle_limits == limits
+    assert {o["org_id"]: o["max_cycle_acu_limit"] for o in listing["items"]} == {
+        o: served.account.cycle_limits.get(o) for o in served.orgs
+    }
+    assert None in {o["max_cycle_acu_limit"] for o in listing["items"]}  # an unlimited org
 
 
 async def test_v2_organizations_skip_and_limit(served: Served) -> None:

@@ -205,10 +205,10 @@ def test_billing_days_start_at_08_utc() -> None:
     assert [] == billing_days(T0, T0)
 
 
-def test_billing_cycles_are_months_from_the_1st_at_08_utc() -> None:
+def test_billing_cycles_are_months_from_the_5th_at_08_utc() -> None:
     cycles = billing_cycles(T0 - 100 * DAY, T0)
 
-    assert all(utc(a).day == 1 and utc(a).hour == 8 for a, _ in cycles)
+    assert all(utc(a).day == 5 and utc(a).hour == 8 for a, _ in cycles)
     assert all(b == following for (_, b), (following, _) in itertools.pairwise(cycles))
     assert cycles[0][0] <= T0 - 100 * DAY
     assert cycles[-1][0] <= T0 < cycles[-1][1]
@@ -220,8 +220,8 @@ def test_a_cycle_starting_on_december_ends_in_january() -> None:
     [(start, end)] = billing_cycles(december, december)
 
     assert (utc(start), utc(end)) == (
-        datetime(2026, 12, 1, 8, tzinfo=UTC),
-        datetime(2027, 1, 1, 8, tzinfo=UTC),
+        datetime(2026, 12, 5, 8, tzinfo=UTC),
+        datetime(2027, 1, 5, 8, tzinfo=UTC),
     )
 
 

@@ -18,6 +18,7 @@ from exporter.devin.models import (
     KNOWN_ORIGINS,
     ActiveUsers,
     ActiveUsersSeries,
+    BillingCycles,
     DailyConsumption,
     EnterpriseSessions,
     PrMetrics,
@@ -28,7 +29,7 @@ from exporter.devin.models import (
     V2PrMetrics,
 )
 from exporter.devin.spec import Contract
-from exporter.devin.table import ENDPOINTS, ROWS, Call, Endpoint
+from exporter.devin.table import ENDPOINTS, RANGE_PARAMS, ROWS, Call, Endpoint
 
 KEY = "cog_ClientMoreTestKey0123456789abcdefgh"
 START = datetime(2026, 11, 20, 8, tzinfo=UTC).timestamp()
@@ -85,6 +86,7 @@ BODIES: dict[type[Any], Any] = {
     SessionsByCategory: CATEGORIES,
     EnterpriseSessions: {"sessions_count": 12},
     V2PrMetrics: V2_PRS,
+    BillingCycles: [{"start": "2026-11-05T08:00:00Z", "end": "2026-12-05T07:59:59Z"}],
 }
 
 V3_TIME = [("time_after", "1795161600"), ("time_before", "1795248000")]
@@ -124,6 +126,7 @@ SENT: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "/v2/enterprise/consumption/daily",
         ORG_IDS + V2_TIME,
     ),
+    "v2_enterprise_consumption_cycles": ("/v2/enterprise/consumption/cycles", []),
 }
 SINGLE = [row for row in ROWS if row.pagination == "none"]
 ORGANIZATIONS = ENDPOINTS["v3_enterprise_organizations"]
@@ -144,6 +147,8 @@ def call_for(row: Endpoint[Any]) -> Call:
     """org-a where the row takes an org (path or `org_ids`), `dau` for `{period}`."""
     org = "org-a" if row.per_org_path or "org_ids" in row.params else ""
     period = "dau" if "{period}" in row.path else None
+    if not row.params & RANGE_PARAMS:  # a listing without a time range
+        return row.call(org, period=period)
     return row.call(org, START, END, period=period)
 
 
@@ -195,6 +200,11 @@ PAGED_CASES: dict[str, tuple[int | None, dict[str, Any], list[tuple[str, str]]]]
         {"items": [{"after": 1, "before": 2}]},
         [("first", "100")],
     ),
+    "v3_enterprise_acu_limits": (
+        None,
+        {"items": [{"cycle_acu_limit": 5000, "scope": "org", "org_id": "org-a"}]},
+        [("first", "100")],
+    ),
     "v3_enterprise_organizations": (
         7,
         {"items": [{"org_id": "org-a", "name": "A"}]},
@@ -225,6 +235,7 @@ PAGED_PATHS = {
     "v3_org_sessions_list": "/v3/organizations/org-a/sessions",
     "v3_enterprise_sessions_list": "/v3/enterprise/sessions",
     "v3_enterprise_consumption_cycles": "/v3/enterprise/consumption/cycles",
+    "v3_enterprise_acu_limits": "/v3/enterprise/consumption/acu-limits/devin",
     "v3_enterprise_organizations": "/v3/enterprise/organizations",
     "v2_enterprise_organizations": "/v2/enterprise/organizations",
 }

@@ -13,6 +13,9 @@ from exporter.devin.models import (
     KNOWN_ORIGINS,
     KNOWN_PRODUCTS,
     KNOWN_SIZES,
+    AcuLimit,
+    BillingCycle,
+    BillingCycles,
     DailyConsumption,
     EnterpriseSessions,
     PrMetrics,
@@ -420,3 +423,40 @@ def test_every_number_from_upstream_is_bounded_like_the_counts(
     does, rather than becoming a sample."""
     with pytest.raises(ValidationError):
         model.model_validate(body)
+
+
+def test_a_v2_cycle_with_its_last_second_as_end_ends_one_second_later() -> None:
+    inclusive = BillingCycles.model_validate(
+        [{"start": "2024-01-05T08:00:00Z", "end": "2024-02-05T07:59:59Z"}]
+    ).root[0]
+    exclusive = BillingCycles.model_validate(
+        [{"start": "2024-01-05T08:00:00Z", "end": "2024-02-05T08:00:00Z"}]
+    ).root[0]
+
+    assert (1704441600, 1707120000) == (inclusive.start, inclusive.end)
+    assert inclusive == exclusive
+
+
+def test_a_v3_cycle_reads_after_and_before_as_unix_seconds() -> None:
+    cycle = BillingCycle.model_validate({"after": 1704441600, "before": 1707120000})
+
+    assert (1704441600, 1707120000) == (cycle.start, cycle.end)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"cycle_acu_limit": -1, "scope": "org", "org_id": "org-a"},
+        {"cycle_acu_limit": "100", "scope": "org", "org_id": "org-a"},
+        {"cycle_acu_limit": 1e300, "scope": "enterprise"},
+    ],
+)
+def test_an_acu_limit_that_is_no_number_of_acus_is_rejected(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        AcuLimit.model_validate(body)
+
+
+def test_a_null_acu_limit_reads_as_no_limit() -> None:
+    assert (
+        AcuLimit.model_validate({"cycle_acu_limit": None, "scope": "org"}).cycle_acu_limit is None
+    )

@@ -99,6 +99,8 @@ _BODIES: dict[str, Any] = {
     "UsageMetrics": {"sessions_count": 1},
     "SessionsByCategory": {"categories": []},
     "CursorPage[BillingCycle]": {"items": [{"after": 0, "before": int(NOW) + 1}]},
+    "BillingCycles": [{"start": "2026-11-05T08:00:00Z", "end": "2099-12-05T07:59:59Z"}],
+    "CursorPage[AcuLimit]": {"items": [{"cycle_acu_limit": 5000, "scope": "enterprise"}]},
     "CursorPage[OrganizationSummary]": {"items": [{"org_id": "org-ccc", "name": "C"}]},
     "OffsetPage[OrganizationSummary]": {"items": [{"org_id": "org-ccc", "org_name": "C"}]},
     "CursorPage[SessionItem]": {

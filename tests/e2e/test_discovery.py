@@ -40,6 +40,8 @@ async def exporter(demo: Demo, **discovery: Any) -> AsyncIterator[main.Runtime]:
         },
         organizations=[],
         discovery={"enabled": True, "page_size": 3, **discovery},
+        # The ACU limits read the listing too; these tests count discovery's pages.
+        endpoints={"acu_limits": {"enabled": False}},
     )
     async with running_exporter(settings, Clock(), ready=False) as runtime:
         await wait_until(lambda: runtime.ready)  # discovery's first listing, then every poll
@@ -91,7 +93,11 @@ async def test_discovery_with_only_an_enterprise_admin_key_uses_v2(
     http: httpx.AsyncClient,
 ) -> None:
     async with demo_api() as demo:
-        settings = demo.settings(organizations=[], discovery={"enabled": True, "page_size": 5})
+        settings = demo.settings(
+            organizations=[],
+            discovery={"enabled": True, "page_size": 5},
+            endpoints={"acu_limits": {"enabled": False}},
+        )
         async with running_exporter(settings, Clock(), ready=False) as runtime:
             await wait_until(lambda: runtime.ready)
             served = await orgs_served(http, runtime)

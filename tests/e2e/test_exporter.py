@@ -140,7 +140,7 @@ async def test_exporter_health_series(
     series = await scrape(http, running)
     for t in running.poller.targets:
         assert 1 == value(series, "devin_up", endpoint=t.endpoint, org=t.org)
-        for window in WINDOWS:
+        for window in (w.label for w in running.poller.windows_of(t)):
             assert FIXED_NOW == value(
                 series,
                 "devin_exporter_last_success_timestamp_seconds",

@@ -22,6 +22,24 @@ async def scrape(http: httpx.AsyncClient, runtime: main.Runtime) -> Any:
     return parse((await http.get(f"{runtime.url}/metrics")).text)
 
 
+async def test_reload_applies_the_billing_settings_and_the_acu_limits_group(
+    running: main.Runtime, demo: Demo, http: httpx.AsyncClient
+) -> None:
+    """billing.* and endpoints.acu_limits are applied by a reload, no restart needed."""
+    assert value(await scrape(http, running), "devin_acu_price", currency="CHF") is None
+    new = demo.settings(
+        billing={"cycle_start_day": 23, "acu_price": 3.5, "currency": "CHF"},
+        endpoints={"acu_limits": {"enabled": False}},
+    )
+    running.reload(new)
+
+    after = await scrape(http, running)
+    assert 3.5 == value(after, "devin_acu_price", currency="CHF")
+    assert 23 == running.poller.cycle_start_day
+    assert "v2_enterprise_organizations" not in {t.endpoint for t in running.poller.targets}
+    assert set() == label_values(after, "devin_acu_session_limit", "org")
+
+
 async def test_reload_keeps_surviving_series_and_drops_removed_ones(
     running: main.Runtime, demo: Demo, http: httpx.AsyncClient, clock: Clock
 ) -> None:

@@ -164,6 +164,10 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
         "v3_enterprise_org_consumption_daily",
         "v3_enterprise_org_usage",
         "v3_enterprise_usage",
+        "v3_enterprise_consumption_daily",  # the enterprise's own cycle total
+        "v3_enterprise_consumption_cycles",  # the billing cycle and the limits
+        "v3_enterprise_acu_limits",
+        "v3_enterprise_organizations",
     } == {t.endpoint for t in runtime.poller.targets}
     direct = await get(
         http,
@@ -229,9 +233,13 @@ async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
             series = await scrape(http, runtime)
         finally:
             await runtime.close()
-    assert {"v2_enterprise_sessions", "v2_enterprise_prs", "v2_enterprise_consumption_daily"} == {
-        t.endpoint for t in runtime.poller.targets
-    }
+    assert {
+        "v2_enterprise_sessions",
+        "v2_enterprise_prs",
+        "v2_enterprise_consumption_daily",
+        "v2_enterprise_consumption_cycles",  # the billing cycle and the limits
+        "v2_enterprise_organizations",
+    } == {t.endpoint for t in runtime.poller.targets}
     org = demo.account.orgs[0].id
     auth = {"Authorization": f"Bearer {demo.account.enterprise_key}"}
     span = {

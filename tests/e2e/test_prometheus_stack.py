@@ -272,6 +272,51 @@ def test_value_and_cost_rules_agree_with_the_exporters_series(
         assert [] == disagreements()
 
 
+def test_budget_rules_agree_with_the_exporters_limits_and_cycle(
+    demo_exporter: ExporterProcess, tmp_path: Path
+) -> None:
+    """The ACU-limit rules join consumption and limits on real scrape labels: each
+    organisation with a limit (and the enterprise, org="") gets its used and projected
+    share, and the time to the reset is the cycle's end from now."""
+    with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
+        records = (
+            "org:devin_acu_cycle_limit_used:ratio",
+            "org:devin_acu_cycle_limit_projected:ratio",
+            "job:devin_billing_cycle_remaining:seconds",
+        )
+        assert [] == queries_without_data(prometheus, list(records))
+
+        def disagreements() -> list[str]:
+            found = []
+            limits = values_by(prometheus, "devin_acu_cycle_limit", "org")
+            consumed = values_by(prometheus, "devin_billing_cycle_acus_consumed", "org")
+            projected = values_by(prometheus, "org:devin_billing_cycle_acus:projected", "org")
+            used = values_by(prometheus, "org:devin_acu_cycle_limit_used:ratio", "org")
+            share = values_by(prometheus, "org:devin_acu_cycle_limit_projected:ratio", "org")
+            if ("",) not in limits or len(limits) < 2:
+                found.append(f"limits of the enterprise and some organisations: {limits}")
+            if used.keys() != limits.keys() or share.keys() != limits.keys():
+                found.append(
+                    f"used {sorted(used)}, projected {sorted(share)}, limits {sorted(limits)}"
+                )
+            for org, limit in limits.items():
+                if used.get(org) != pytest.approx(consumed.get(org, -1) / limit, rel=1e-3):
+                    found.append(f"{org}: used {used.get(org)}, consumed {consumed.get(org)}")
+                if share.get(org) != pytest.approx(projected.get(org, -1) / limit, rel=1e-3):
+                    found.append(f"{org}: projected share {share.get(org)}")
+            [left] = values_by(prometheus, "job:devin_billing_cycle_remaining:seconds").values()
+            end = "max(devin_billing_cycle_end_timestamp_seconds) - time()"
+            if left != pytest.approx(values_by(prometheus, end)[()], abs=5):
+                found.append(f"remaining {left}")
+            price = values_by(prometheus, "devin_acu_price", "currency")
+            if price != {("EUR",): 2.25}:
+                found.append(f"price {price}")
+            return found
+
+        poll_until(lambda: not disagreements(), DATA_WITHIN_SECONDS)
+        assert [] == disagreements()
+
+
 def test_every_rule_evaluates_without_error(demo_exporter: ExporterProcess, tmp_path: Path) -> None:
     with prometheus_scraping(demo_exporter, tmp_path) as prometheus:
         for alert in alerts():

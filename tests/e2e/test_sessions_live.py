@@ -23,6 +23,8 @@ LOOKBACK = 86400.0
 ONLY_LIVE = {
     "sessions": {"enabled": False},
     "enterprise_sessions": {"enabled": False},
+    "billing_cycles": {"enabled": False},
+    "acu_limits": {"enabled": False},
     "sessions_live": {"enabled": True},
 }
 

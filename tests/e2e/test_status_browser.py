@@ -196,9 +196,10 @@ async def test_at_3_orgs_the_summary_and_failing_rows_come_first_and_refresh(
 
     page = await browser.page(f"{running.url}/")
 
-    assert "2 of 7 targets need attention: 1 failing, 1 backing off" == page.headline
-    assert {"failing": 1, "backing_off": 1, "pending": 0, "ok": 5} == page.counts
-    assert ["failing", "backing_off"] + ["ok"] * 5 == [row.state for row in page.visible]
+    assert "2 of 9 targets need attention: 1 failing, 1 backing off" == page.headline
+    # 3 orgs x 2 session targets, the v2 enterprise-wide one, the billing cycle and limits.
+    assert {"failing": 1, "backing_off": 1, "pending": 0, "ok": 7} == page.counts
+    assert ["failing", "backing_off"] + ["ok"] * 7 == [row.state for row in page.visible]
     first, second = page.visible[:2]
     assert f"{broken.name} {broken.id}" in first.text
     assert "server_error HTTP 500" in first.text
@@ -207,7 +208,7 @@ async def test_at_3_orgs_the_summary_and_failing_rows_come_first_and_refresh(
     # The script fetched the page again after 15 s and put the new table in place.
     assert 1 == page.refreshes
     assert "Refreshes every 15 s." == page.refresh_note
-    assert 7 == len(page.rows)
+    assert 9 == len(page.rows)
 
 
 # Filters in the address, and the states of the rows each leaves visible. A `#...` filter
@@ -242,7 +243,7 @@ async def test_at_3_orgs_a_filter_in_the_address_hides_the_rest_and_pauses_refre
             page.refresh_note,
         )
         paused = "Auto-refresh paused while filtering."
-        assert (shown, 7, not shown, 0, paused) == seen, address
+        assert (shown, 9, not shown, 0, paused) == seen, address
 
 
 @dataclass
@@ -295,10 +296,10 @@ async def test_at_100_orgs_the_failing_targets_lead_a_page_under_150_kb(
     )
 
     assert size <= 150 * 1024, size
-    assert "12 of 201 targets need attention: 2 failing, 10 backing off" == page.headline
-    assert {"failing": 2, "backing_off": 10, "pending": 0, "ok": 189} == page.counts
+    assert "12 of 203 targets need attention: 2 failing, 10 backing off" == page.headline
+    assert {"failing": 2, "backing_off": 10, "pending": 0, "ok": 191} == page.counts
     states = [row.state for row in page.visible]
-    assert ["failing"] * 2 + ["backing_off"] * 10 + ["ok"] * 189 == states
+    assert ["failing"] * 2 + ["backing_off"] * 10 + ["ok"] * 191 == states
     top = " ".join(row.text for row in page.visible[:12])
     for org in [hundred.broken, hundred.unknown, *hundred.refused]:
         assert org in top
@@ -307,7 +308,7 @@ async def test_at_100_orgs_the_failing_targets_lead_a_page_under_150_kb(
     assert 1 == page.refreshes
 
     assert ["backing_off"] * 10 == [row.state for row in filtered.visible]
-    assert 201 == len(filtered.rows)
+    assert 203 == len(filtered.rows)
 
     assert SCREENSHOT_SIZE == png_size(shot)
     print(f"status page screenshot: {shot} ({size} bytes of HTML)")

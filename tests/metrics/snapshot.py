@@ -13,6 +13,7 @@ from pydantic import BaseModel, SecretStr
 from exporter.config import Organization
 from exporter.devin.models import (
     ActiveUsers,
+    AcuLimit,
     BillingCycle,
     EnterpriseSessions,
     PrMetrics,
@@ -22,10 +23,10 @@ from exporter.devin.models import (
     UsageMetrics,
     V2PrMetrics,
 )
-from exporter.metrics.view import View
+from exporter.metrics.view import Billing, View
 from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions
 from exporter.polling.poller import Sample, Snapshot, WindowState
-from exporter.polling.strategies import ConsumedAcus, LatestActiveUsers
+from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
 from exporter.polling.targets import Target
 from exporter.windows import Window
 
@@ -156,6 +157,26 @@ def _values() -> list[tuple[Target, str, BaseModel]]:
             ),
         ),
         (_target("v3_org_sessions_list"), "", live),
+        (
+            _target("v3_enterprise_acu_limits", ""),
+            "limits",
+            AcuLimits(
+                items=[
+                    AcuLimit(cycle_acu_limit=20000.0, scope="enterprise"),
+                    AcuLimit(cycle_acu_limit=5000.0, scope="org", org_id="org-a"),
+                    AcuLimit(cycle_acu_limit=None, scope="org", org_id="org-b"),  # no limit
+                    AcuLimit(cycle_acu_limit=10.0, scope="user", user_id="user-1"),
+                ]
+            ),
+        ),
+        (
+            _target("v3_enterprise_organizations", ""),
+            "limits",
+            OrgLimits(
+                cycle={"org-a": 5000.0, "org-b": None},
+                session={"org-a": 50.0, "org-b": None},
+            ),
+        ),
     ]
 
 
@@ -183,10 +204,17 @@ def view() -> View:
         states=states,
         up={**dict.fromkeys(targets, True), failing: False},
         auth_failing=frozenset({failing}),
+        cycle=(NOW - 10 * 86400, NOW + 20 * 86400),
     )
     organizations = (
         Organization(id="org-a", name="Platform"),
         Organization(id="org-b"),
         Organization(id="org-c", name="Payments"),
     )
-    return View(snapshot, organizations, stale_after_seconds=900.0, now=NOW)
+    return View(
+        snapshot,
+        organizations,
+        stale_after_seconds=900.0,
+        now=NOW,
+        billing=Billing(acu_price=2.25, currency="EUR"),
+    )

@@ -47,7 +47,8 @@ async def scraped_at_100_orgs(
     hundred_orgs: Demo, clock: Clock, http: httpx.AsyncClient
 ) -> tuple[main.Runtime, str]:
     """One scrape of the exporter after its first poll of 100 organisations (default
-    groups: v3 org sessions and v2 enterprise sessions, 4 windows)."""
+    groups: v3 org sessions and v2 enterprise sessions, 4 windows, and the billing cycle
+    and ACU limits the enterprise admin key reads)."""
     settings = hundred_orgs.settings()
     assert ["1h", "24h", "7d", "30d"] == [w.label for w in settings.windows]
     async with running_exporter(settings, clock, ready=False) as runtime:
@@ -62,9 +63,12 @@ async def test_own_series_are_at_most_15_percent_at_100_organisations_and_4_wind
 ) -> None:
     runtime, text = scraped_at_100_orgs
     assert ORGANIZATIONS == len({t.org for t in runtime.poller.targets if t.org})
-    assert {"v3_org_sessions", "v2_enterprise_sessions"} == {
-        t.endpoint for t in runtime.poller.targets
-    }
+    assert {
+        "v3_org_sessions",
+        "v2_enterprise_sessions",
+        "v2_enterprise_consumption_cycles",
+        "v2_enterprise_organizations",
+    } == {t.endpoint for t in runtime.poller.targets}
     families = series_by_family(text)
     total = sum(families.values())
     own = sum(n for name, n in families.items() if name.startswith("devin_exporter_"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,98 @@ def test_rolling_endpoints_cost_one_request_per_org_and_window() -> None:
 
 def test_a_disabled_endpoint_group_is_not_planned() -> None:
     plan = request_plan(settings(endpoints={"enterprise_sessions": {"enabled": False}}))
-    assert {"v3_org_sessions"} == {p.endpoint for p in plan}
+    assert {
+        "v3_org_sessions",
+        "v2_enterprise_consumption_cycles",  # billing_cycles: on whenever a key can read it
+        "v2_enterprise_organizations",  # acu_limits: likewise
+    } == {p.endpoint for p in plan}
 
 
 def test_each_group_has_its_own_interval() -> None:
     plan = request_plan(settings(endpoints={"sessions": {"interval": "1m"}}))
+    every = {p.endpoint: p.interval_seconds for p in plan}
     assert {60.0} == {p.interval_seconds for p in plan if p.endpoint == "v3_org_sessions"}
-    assert {300.0} == {p.interval_seconds for p in plan if p.endpoint != "v3_org_sessions"}
+    assert {300.0} == {p.interval_seconds for p in plan if p.endpoint == "v2_enterprise_sessions"}
+    assert 6 * 3600.0 == every["v2_enterprise_consumption_cycles"]
+    assert 3600.0 == every["v2_enterprise_organizations"]
+
+
+FULL = {"service_user_key": "cog_x", "enterprise_key": "apk_user_y"}
+
+
+@pytest.mark.parametrize(
+    ("devin", "billing", "expected"),
+    [
+        (
+            {**FULL, "enterprise_service_user_key": "cog_e"},
+            {},
+            {"v3_enterprise_consumption_cycles", "v3_enterprise_acu_limits"},
+        ),
+        (FULL, {}, {"v2_enterprise_consumption_cycles", "v2_enterprise_organizations"}),
+        ({"service_user_key": "cog_x"}, {"cycle_start_day": 23}, set()),
+    ],
+    ids=["v3", "v2", "cycle_start_day"],
+)
+def test_the_cycle_and_the_limits_are_read_from_the_first_source_a_key_can_read(
+    devin: dict[str, str], billing: dict[str, int], expected: set[str]
+) -> None:
+    plan = request_plan(settings(devin=devin, billing=billing))
+    read = {p.endpoint for p in plan if p.endpoint.startswith(("v3_enterprise", "v2_enterprise"))}
+    assert expected <= read
+    assert not {"v3_enterprise_consumption_cycles", "v2_enterprise_consumption_cycles"} & (
+        read - expected
+    )
+
+
+def test_every_shard_reads_the_cycle_and_the_limits_and_shard_0_the_enterprise_total() -> None:
+    devin = {**FULL, "enterprise_service_user_key": "cog_e"}
+    endpoints = {"consumption": {"enabled": True}}
+    plans = [
+        {p.endpoint for p in request_plan(settings(devin=devin, endpoints=endpoints, sharding=s))}
+        for s in ({"index": 0, "count": 2}, {"index": 1, "count": 2})
+    ]
+    billing = {
+        "v3_enterprise_consumption_cycles",
+        "v3_enterprise_acu_limits",
+        "v3_enterprise_organizations",
+    }
+    assert billing <= plans[0]
+    assert billing <= plans[1]
+    assert "v3_enterprise_consumption_daily" in plans[0]
+    assert "v3_enterprise_consumption_daily" not in plans[1]
+
+
+def test_a_cycle_window_without_a_source_of_the_cycle_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"billing\.cycle_start_day") as error:
+        settings(devin={"service_user_key": "cog_x"})
+    assert "\n  windows: the cycle window needs to know the billing cycle" in str(error.value)
+    assert "devin.enterprise_service_user_key" in str(error.value)
+    assert "devin.enterprise_key" in str(error.value)
+    with pytest.raises(ConfigError, match=r"billing\.cycle_start_day"):
+        settings(endpoints={"billing_cycles": {"enabled": False}})
+
+
+def test_once_explain_costs_the_billing_reads_at_10_organisations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cost the closing note quotes: 10 organisations, the default windows and groups,
+    with an enterprise service user key (cycle, limits and listing hourly or slower)."""
+    config = tmp_path / "config.yaml"
+    orgs = ", ".join(f"{{id: org-{i}}}" for i in range(10))
+    config.write_text(
+        "devin: {service_user_key: cog_x, enterprise_service_user_key: cog_e}\n"
+        f"organizations: [{orgs}]\n"
+    )
+    assert 0 == main(["once", "--explain", "--config", str(config)])
+    out = capsys.readouterr().out
+    for row, window, every in (
+        ("v3_enterprise_consumption_cycles", "current", "6h"),
+        ("v3_enterprise_acu_limits", "limits", "1h"),
+        ("v3_enterprise_organizations", "limits", "1h"),
+    ):
+        assert re.search(rf"^{row} +\(enterprise\) +{window} +1 +{every}$", out, re.MULTILINE)
+    # 10 orgs x 4 windows of sessions every 5m (480/h), and 1/6 + 1 + 1 for billing.
+    assert "13 targets, 43 requests per cycle, 482 per hour" in out
 
 
 def test_an_unknown_endpoint_group_is_a_config_error() -> None:

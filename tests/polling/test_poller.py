@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import pytest
 from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, Model, make_poller, target
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from exporter.devin.client import DevinAPIError
+from exporter.devin.models import BillingCycle
 from exporter.devin.table import Call, Endpoint
-from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS
+from exporter.metrics.instruments import Instruments
+from exporter.polling import poller as poller_module
+from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS, Poller
 from exporter.polling.targets import Target
 from exporter.windows import Window
 
@@ -176,3 +181,68 @@ async def test_a_slow_target_delays_only_its_own_polls() -> None:
     assert 2 == api.calls["org-slow"]  # one poll, never started twice while it hung
     assert (target("org-slow"), "1h") in poller.samples
     await poller.close()
+
+
+class CycleDevin(FakeDevin):
+    """FakeDevin that also lists one billing cycle, from CYCLE_START, once `cycles` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cycles = asyncio.Event()
+
+    async def pages(self, endpoint: Endpoint[Any], key: SecretStr, **_: Any) -> list[Any]:
+        await self.cycles.wait()
+        return [BillingCycle(after=CYCLE_START, before=int(NOW) + 86400)]  # type: ignore[call-arg]
+
+
+CYCLE_START = int(NOW) - 10 * 86400
+CYCLES = Target("v3_enterprise_consumption_cycles", "", SecretStr("cog_e"), INTERVAL)
+
+
+def cycle_poller(api: FakeDevin) -> Poller:
+    return Poller(
+        api,
+        [CYCLES, target("org-a")],
+        [H1, Window.parse("cycle")],
+        Instruments(CollectorRegistry()),
+        clock=Clock(),
+    )
+
+
+async def test_new_targets_wait_for_the_billing_cycle_so_that_cycle_windows_are_asked() -> None:
+    api = CycleDevin()
+    api.cycles.set()
+    poller = cycle_poller(api)
+
+    await poller._poll_now(poller.targets)
+    await wait_for_polls(poller)
+
+    sample = poller.samples[target("org-a"), "cycle"]
+    assert NOW - CYCLE_START == sample.value.sessions_created_count  # type: ignore[attr-defined]
+
+
+async def test_a_slow_cycle_read_holds_the_first_polls_back_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(poller_module, "CYCLE_WAIT_SECONDS", 0.05)
+    api = CycleDevin()  # never answers until told
+    poller = cycle_poller(api)
+
+    await poller._poll_now(poller.targets)
+    await wait_for_polls(poller, target("org-a"))
+
+    assert (target("org-a"), "1h") in poller.samples
+    assert (target("org-a"), "cycle") not in poller.samples  # not guessed, not asked
+    assert poller.up(target("org-a"))  # a window not asked counts neither way
+    api.cycles.set()
+    await poller.close()
+
+
+async def wait_for_polls(poller: Poller, *targets: Target) -> None:
+    """Until the targets (default: all) have been polled once."""
+    wanted = set(targets or poller.targets)
+    for _ in range(400):
+        if wanted <= poller._polled:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("not polled in time")

@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fakes import FakeDevin, target
 
 from exporter.devin.client import DevinAPIError
-from exporter.devin.models import ActiveUsers, DailyConsumption
+from exporter.devin.models import ActiveUsers, DailyConsumption, SessionMetrics
 from exporter.devin.table import ENDPOINTS, ROWS
 from exporter.polling.strategies import (
     STRATEGIES,
     DailyBuckets,
     LatestActiveUsers,
+    Rolling,
     Span,
     billing_days_of,
     consumed,
@@ -67,9 +69,22 @@ def test_cycle_is_the_billing_cycle_so_far() -> None:
     assert expected == billing_days_of(Window.parse("cycle"), Span(NOW, cycle_start))
 
 
-def test_cycle_without_devin_cycles_starts_on_the_first_at_08_utc() -> None:
-    expected = (ts("2026-11-01T08:00:00"), float("inf"))
-    assert expected == billing_days_of(Window.parse("cycle"), Span(NOW))
+async def test_a_cycle_window_is_not_asked_while_the_cycle_is_unknown() -> None:
+    """No outcome at all, not a guess: nothing is exported under `cycle` until it is known."""
+    api = FakeDevin()
+    session_target = target("org-a")
+    windows = [Window.parse("1h"), Window.parse("cycle")]
+    cycle_start = ts("2026-11-05T08:00:00")
+
+    unknown = await Rolling().fetch(api, session_target, windows, Span(NOW))
+    known = await Rolling().fetch(api, session_target, windows, Span(NOW, cycle_start))
+
+    assert ["1h"] == list(unknown)
+    assert ["1h", "cycle"] == list(known)
+    cycle = known["cycle"]
+    assert isinstance(cycle, SessionMetrics)
+    assert NOW - cycle_start == cycle.sessions_created_count  # the fake counts seconds
+    assert [] == Span(NOW).known([Window.parse("cycle")])
 
 
 @pytest.mark.parametrize(
