@@ -15,8 +15,11 @@ from exporter.windows import Window, day_start
 
 
 def backfill_targets(settings: Settings) -> list[Target]:
-    """The daemon's targets, but the session list: live state has no past to ask for."""
-    return [t for t in build_targets(settings) if ENDPOINTS[t.endpoint].shape != "live"]
+    """The daemon's targets, but the session list (live state has no past to ask for) and
+    per-user consumption (user labels are the daemon's alone to give)."""
+    return [
+        t for t in build_targets(settings) if ENDPOINTS[t.endpoint].shape not in ("live", "users")
+    ]
 
 
 def requests_of(target: Target, windows: list[Window], times: list[int]) -> int:

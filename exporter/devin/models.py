@@ -242,6 +242,11 @@ class ConsumptionDay(_Response):
         return None if acus is None else {**dict.fromkeys(KNOWN_PRODUCTS, 0.0), **acus}
 
 
+# Users of one enterprise in one answer: more is no answer of Devin's (and the response
+# size cap bounds it anyway).
+MAX_USERS = 100_000
+
+
 class DailyConsumption(_Response):
     """`ConsumptionResponse` of `GET .../consumption/daily` (v3), or the v2 body, normalised.
 
@@ -255,6 +260,9 @@ class DailyConsumption(_Response):
     consumption_by_org_id: Annotated[dict[_Id, Acus], Field(max_length=10000)] = Field(
         default_factory=dict
     )
+    # v2 only, and optional there: user id -> ACUs over the range. None when not sent (an
+    # absence is no user's zero).
+    consumption_by_user: Annotated[dict[_Id, Acus], Field(max_length=MAX_USERS)] | None = None
 
     @field_validator("consumption_by_date", mode="before")
     @classmethod
@@ -339,6 +347,13 @@ def _label_value(value: Any) -> Any:
     return value[:LABEL_VALUE_MAX] if isinstance(value, str) else value
 
 
+class SessionPullRequest(_Response):
+    """A `SessionPullRequest` of a session: its URL (the repository is read from it)."""
+
+    pr_url: Annotated[str, Field(max_length=2048)]
+    pr_state: str | None = None
+
+
 class SessionItem(_Response):
     """One `SessionResponse` of `GET /v3/{organizations/{org_id},enterprise}/sessions`: only
     the fields the exporter reads (ids, users, titles and tags never become labels)."""
@@ -351,6 +366,10 @@ class SessionItem(_Response):
     acus_consumed: Acus
     created_at: UnixSeconds
     updated_at: UnixSeconds
+    # Required by the contract; read as optional (none: no pull request to attribute).
+    pull_requests: Annotated[list[SessionPullRequest], Field(max_length=1000)] = Field(
+        default_factory=list
+    )
 
     @field_validator("status", "status_detail", "origin", mode="before")
     @classmethod
