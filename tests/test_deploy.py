@@ -325,6 +325,7 @@ def test_dashboard_has_the_planned_rows() -> None:
         "Value and cost",
         "Live sessions",
         "Exporter health",
+        "Who and what spends",
     ]
     assert expected == rows
 
