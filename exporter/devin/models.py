@@ -11,6 +11,8 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
@@ -242,6 +244,9 @@ class ConsumptionDay(_Response):
         return None if acus is None else {**dict.fromkeys(KNOWN_PRODUCTS, 0.0), **acus}
 
 
+_USERS: TypeAdapter[dict[str, float]] = TypeAdapter(
+    dict[_Id, Acus], config=ConfigDict(strict=True, allow_inf_nan=False)
+)
 # Users of one enterprise in one answer: more is no answer of Devin's (and the response
 # size cap bounds it anyway).
 MAX_USERS = 100_000
@@ -263,6 +268,18 @@ class DailyConsumption(_Response):
     # v2 only, and optional there: user id -> ACUs over the range. None when not sent (an
     # absence is no user's zero).
     consumption_by_user: Annotated[dict[_Id, Acus], Field(max_length=MAX_USERS)] | None = None
+
+    @field_validator("consumption_by_user", mode="before")
+    @classmethod
+    def _users_unnamed(cls, value: Any) -> Any:
+        """Per-user ACUs, checked so that an error never names a user: user ids may be
+        private (attribution.user_label hashed), and errors reach logs."""
+        if value is None:
+            return None
+        try:
+            return _USERS.validate_python(value)
+        except ValidationError:
+            raise ValueError("a user id or a user's ACUs is not of the documented shape") from None
 
     @field_validator("consumption_by_date", mode="before")
     @classmethod
