@@ -558,15 +558,16 @@ async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # The demo keys are throw-away and printed on purpose, so that a config can use them.
-    print(f"demo Devin API on {listener.url}", flush=True)
-    print(f"  service user key (cog_):    {account.service_user_key}", flush=True)
-    print(f"  enterprise key (apk_user_): {account.enterprise_key}", flush=True)
-    print(
-        f"  enterprise service user key (cog_): {account.enterprise_service_user_key}", flush=True
-    )
-    for org in account.orgs:
-        print(f"  organization {org.id}  {org.name}", flush=True)
+    # The demo keys are throw-away and printed on purpose, so that a config can use them;
+    # in one write, so that whoever reads the first line finds the rest with it.
+    banner = [
+        f"demo Devin API on {listener.url}",
+        f"  service user key (cog_):    {account.service_user_key}",
+        f"  enterprise key (apk_user_): {account.enterprise_key}",
+        f"  enterprise service user key (cog_): {account.enterprise_service_user_key}",
+        *(f"  organization {org.id}  {org.name}" for org in account.orgs),
+    ]
+    print("\n".join(banner), flush=True)
     try:
         await stop.wait()
     finally:
