@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -255,6 +256,21 @@ class SessionsLiveSettings(EndpointSettings):
     enabled: Annotated[bool, APPLIED] = False
     interval: Annotated[Seconds | None, APPLIED] = Field(default=60.0, ge=1)
     lookback: Annotated[Seconds, APPLIED] = Field(default=86400.0, ge=300, le=31 * 86400)
+    # Per organisation, the first this many repositories of completed sessions keep a
+    # `repo` label of their own for the life of the process; the rest count as `other`.
+    # A reload that raises it admits more; one that lowers it takes no label back.
+    max_repos: Annotated[int, APPLIED] = Field(default=50, ge=0, le=10_000)
+
+
+class UserConsumptionSettings(EndpointSettings):
+    """Per-user ACUs (opt-in): enterprise-wide, one request per consumption window.
+
+    Per window the `top` users by ACUs keep a series of their own; `other` and
+    `unattributed` hold the rest, so that a window's series add up to Devin's total.
+    """
+
+    enabled: Annotated[bool, APPLIED] = False
+    top: Annotated[int, APPLIED] = Field(default=20, ge=1, le=1000)
 
 
 def _opt_in() -> Any:
@@ -285,6 +301,8 @@ class EndpointsSettings(_Section):
     usage: EndpointSettings = _opt_in()  # Devin's usage summary (metrics/usage)
     # Sessions running or waiting now (the session list; ViewOrgSessions).
     sessions_live: SessionsLiveSettings = SessionsLiveSettings()
+    # ACUs per user, enterprise-wide (v2 daily consumption; needs devin.enterprise_key).
+    user_consumption: UserConsumptionSettings = UserConsumptionSettings()
 
     # Slow-changing groups poll less often unless told otherwise (seconds).
     DEFAULT_INTERVALS: ClassVar[dict[str, float]] = {
@@ -292,6 +310,7 @@ class EndpointsSettings(_Section):
         "consumption": 3600.0,
         "billing_cycles": 6 * 3600.0,
         "acu_limits": 3600.0,
+        "user_consumption": 3600.0,
     }
 
 
@@ -414,6 +433,36 @@ class StateSettings(_Section):
     path: Annotated[Path | None, RESTART] = None
 
 
+class AttributionSettings(_Section):
+    """How users are named in labels: Devin's user id (`id`), or (`hashed`) the first 16
+    hex characters of HMAC-SHA256 keyed with the trimmed contents of `hash_key_file` over
+    the user id. A restart applies either: series of one run never mix the two."""
+
+    user_label: Annotated[Literal["id", "hashed"], RESTART] = "id"
+    hash_key_file: Annotated[Path | None, RESTART] = None
+    _hash_key: SecretStr | None = PrivateAttr(default=None)
+
+    @field_validator("hash_key_file")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            _read_secret_file(path)  # the error names the file, never its content
+        return path
+
+    @model_validator(mode="after")
+    def _key_for_hashes(self) -> Self:
+        if self.user_label == "hashed" and self.hash_key_file is None:
+            raise ValueError("user_label hashed needs hash_key_file (a file holding the key)")
+        if self.hash_key_file is not None:
+            self._hash_key = _read_secret_file(self.hash_key_file)
+        return self
+
+    @property
+    def hash_key(self) -> SecretStr | None:
+        """The key of the hashes, read from `hash_key_file` (None without one)."""
+        return self._hash_key
+
+
 class LogSettings(_Section):
     level: Annotated[Literal["debug", "info", "warning", "error"], APPLIED] = "info"
     format: Annotated[Literal["logfmt", "json"], APPLIED] = "logfmt"
@@ -444,6 +493,7 @@ class Settings(BaseSettings):
     sharding: ShardingSettings = ShardingSettings()
     endpoints: EndpointsSettings = EndpointsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    attribution: AttributionSettings = AttributionSettings()
     # Each segment is polled for every organization: sessions metrics only, bounded.
     segments: Annotated[list[Segment], APPLIED] = Field(
         default_factory=list, max_length=MAX_SEGMENTS
@@ -522,6 +572,11 @@ class Settings(BaseSettings):
                     f"organizations[{index}] ({org.id}) has no key: set its service_user_key "
                     "(or _file), devin.service_user_key, or devin.enterprise_service_user_key"
                 )
+        if self.endpoints.user_consumption.enabled and devin.enterprise_key is None:
+            raise ValueError(
+                "endpoints.user_consumption needs devin.enterprise_key (an enterprise "
+                "admin's personal API key): only v2 daily consumption answers per user"
+            )
         if self.stale_after is not None and self.stale_after < self.poll_interval:
             raise ValueError("stale_after must not be shorter than poll_interval")
         if self.cycle_source is None and any(w.label == "cycle" for w in self.windows):
@@ -589,6 +644,12 @@ class Settings(BaseSettings):
         found = [devin.service_user_key, devin.enterprise_key, devin.enterprise_service_user_key]
         found += [o.service_user_key for o in self.organizations]
         return [key for key in found if key is not None]
+
+    def secrets(self) -> list[SecretStr]:
+        """Every configured secret (the keys, and the key of hashed user labels), for
+        redaction."""
+        hash_key = self.attribution.hash_key
+        return [*self.api_keys(), *([hash_key] if hash_key is not None else [])]
 
     def with_organizations(self, organizations: list[Organization]) -> Settings:
         """These settings with another list of organizations (after discovery)."""

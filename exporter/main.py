@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
 from exporter.metrics.view import Billing
 from exporter.polling.admission import Admission
+from exporter.polling.attribution import Attribution, UserLabels
 from exporter.polling.discovery import left_out, list_organizations, merge
 from exporter.polling.plan import CYCLE_ROWS, billing_targets, build_targets, format_seconds
 from exporter.polling.poller import Poller
@@ -193,7 +194,15 @@ class Runtime:
         targets = build_targets(effective)
         self.client.retain_keys([t.key for t in targets])
         self.poller.sessions_lookback_seconds = effective.endpoints.sessions_live.lookback
+        self.poller.sessions_max_repos = effective.endpoints.sessions_live.max_repos
         self.poller.reconfigure(targets, list(effective.windows))
+        # The labels are a restart's to change; a new `top` is polled for at once.
+        top = effective.endpoints.user_consumption.top
+        if top != self.poller.attribution.top:
+            self.poller.attribution = replace(self.poller.attribution, top=top)
+            if self.scheduler is not None:
+                users = [t for t in self.poller.targets if ENDPOINTS[t.endpoint].shape == "users"]
+                self.poller.dispatch(users)
         if self.state is not None:
             self.state.adopt()  # targets discovery just added take their saved values
 
@@ -293,6 +302,8 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
         instruments,
         clock=clock,
         sessions_lookback_seconds=settings.endpoints.sessions_live.lookback,
+        sessions_max_repos=settings.endpoints.sessions_live.max_repos,
+        attribution=attribution(settings),
         admission=Admission.for_concurrency(settings.devin.max_concurrency),
     )
     exposition = Exposition(
@@ -311,9 +322,19 @@ def build(settings: Settings, http: httpx.AsyncClient, *, clock: Clock = time.ti
     return runtime
 
 
+def attribution(settings: Settings) -> Attribution:
+    """How per-user ACUs are bounded and labelled, from the settings."""
+    chosen = settings.attribution
+    key = chosen.hash_key
+    secret = key.get_secret_value().encode() if key is not None else b""
+    labels = UserLabels(chosen.user_label, secret if chosen.user_label == "hashed" else b"")
+    return Attribution(settings.endpoints.user_consumption.top, labels)
+
+
 def _secrets(settings: Settings) -> list[str]:
-    """The keys, for the log's redaction of any fragment of them."""
-    return [key.get_secret_value() for key in settings.api_keys()]
+    """The keys (and the key of hashed user labels), for the log's redaction of any
+    fragment of them."""
+    return [key.get_secret_value() for key in settings.secrets()]
 
 
 def _some(ids: set[str], shown: int = 10) -> str | None:
@@ -599,17 +620,16 @@ async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # The demo keys are throw-away and printed on purpose, so that a config can use them.
-    # One write: a reader that finds the first line finds every other one too.
-    lines = [
+    # The demo keys are throw-away and printed on purpose, so that a config can use them;
+    # in one write, so that whoever reads the first line finds the rest with it.
+    banner = [
         f"demo Devin API on {listener.url}",
         f"  service user key (cog_):    {account.service_user_key}",
         f"  enterprise key (apk_user_): {account.enterprise_key}",
         f"  enterprise service user key (cog_): {account.enterprise_service_user_key}",
         *(f"  organization {org.id}  {org.name}" for org in account.orgs),
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    print("\n".join(banner), flush=True)
     try:
         await stop.wait()
     finally:

@@ -796,3 +796,43 @@ def test_check_config_explains_the_cycle_source_and_the_limits(
 def test_billing_settings_out_of_range_name_their_key(billing: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         load_settings(None, devin={"service_user_key": "cog_x"}, billing=billing)
+
+
+def test_hashed_user_labels_without_a_readable_key_file_exit_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    missing = tmp_path / "no-such-key"
+    for attribution, named in (
+        ("{user_label: hashed}", "attribution: user_label hashed needs hash_key_file"),
+        (
+            f"{{user_label: hashed, hash_key_file: {missing}}}",
+            f"attribution.hash_key_file: cannot read {missing}",
+        ),
+    ):
+        config.write_text(
+            f"devin: {{service_user_key: cog_x}}\norganizations: [{{id: org-a}}]\n"
+            f"attribution: {attribution}\n"
+        )
+        assert 2 == cli.main(["check-config", "--config", str(config)])
+        err = capsys.readouterr().err
+        assert str(config) in err
+        assert named in err
+
+
+def test_the_hash_key_is_read_trimmed_and_never_shown(tmp_path: Path) -> None:
+    key_file = tmp_path / "hash.key"
+    key_file.write_text("  s3cret-hash-key-0123456789\n")
+
+    settings = load_settings(
+        None,
+        devin={"service_user_key": "cog_x"},
+        organizations=[{"id": "org-a"}],
+        attribution={"user_label": "hashed", "hash_key_file": str(key_file)},
+    )
+
+    key = settings.attribution.hash_key
+    assert key is not None
+    assert "s3cret-hash-key-0123456789" == key.get_secret_value()
+    assert "s3cret" not in repr(settings) + str(settings.model_dump())
+    assert key in settings.secrets()  # redacted from the logs like the API keys

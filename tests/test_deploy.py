@@ -328,6 +328,7 @@ def test_dashboard_has_the_planned_rows() -> None:
         "Budget",
         "Live sessions",
         "Exporter health",
+        "Who and what spends",
     ]
     assert expected == rows
 

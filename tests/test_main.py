@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from exporter import main
-from exporter.config import Settings
+from exporter.config import Settings, load_settings
 from exporter.demo.app import DemoAccount
 from exporter.polling.targets import Target
 
@@ -84,3 +86,40 @@ def test_a_plain_run_loads_neither_the_demo_nor_the_web_config_machinery() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert "" == loaded
+
+
+async def test_a_reload_applies_max_repos_and_top_but_user_labels_wait_for_a_restart(
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "hash.key"
+    key_file.write_text("0123456789abcdef0123456789abcdef\n")
+
+    def settings(max_repos: int, top: int, **attribution: str) -> Settings:
+        return load_settings(
+            None,
+            devin={"service_user_key": "cog_x", "enterprise_key": "apk_user_y"},
+            organizations=[{"id": "org-a"}],
+            endpoints={
+                "sessions_live": {"enabled": True, "max_repos": max_repos},
+                "user_consumption": {"enabled": True, "top": top},
+            },
+            attribution=attribution,
+        )
+
+    async with httpx.AsyncClient() as http:
+        runtime = main.build(settings(3, 20), http)
+        assert (3, 20, "id") == (
+            runtime.poller.sessions_max_repos,
+            runtime.poller.attribution.top,
+            runtime.poller.attribution.labels.mode,
+        )
+        runtime.reload(settings(5, 7, user_label="hashed", hash_key_file=str(key_file)))
+
+        assert (5, 7, "id") == (
+            runtime.poller.sessions_max_repos,
+            runtime.poller.attribution.top,
+            runtime.poller.attribution.labels.mode,
+        )
+        await runtime.close()
+    fresh = main.attribution(settings(5, 7, user_label="hashed", hash_key_file=str(key_file)))
+    assert ("hashed", b"0123456789abcdef0123456789abcdef") == (fresh.labels.mode, fresh.labels.key)

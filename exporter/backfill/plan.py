@@ -15,12 +15,13 @@ from exporter.windows import Window, day_start
 
 
 def backfill_targets(settings: Settings) -> list[Target]:
-    """The daemon's targets, but the session list and the ACU limits: live state has no
-    past to ask for, and today's limits say nothing of the limits of the past."""
+    """The daemon's targets, but the session list, the ACU limits and per-user consumption:
+    live state has no past to ask for, today's limits say nothing of the limits of the
+    past, and user labels are the daemon's alone to give."""
     return [
         t
         for t in build_targets(settings)
-        if ENDPOINTS[t.endpoint].shape not in ("live", "limits", "list")
+        if ENDPOINTS[t.endpoint].shape not in ("live", "limits", "list", "users")
     ]
 
 

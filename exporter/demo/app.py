@@ -18,6 +18,7 @@ import binascii
 import functools
 import ipaddress
 import json
+import math
 import secrets
 import time
 import zlib
@@ -40,9 +41,11 @@ from exporter.demo.data import (
     billing_cycles,
     billing_days,
     live_sessions,
+    org_users,
     periods,
     segment_prs,
     segment_totals,
+    unattributed_share,
 )
 from exporter.demo.faults import Fault, FaultPlan, PlanEntry
 from exporter.devin.spec import Contract
@@ -209,7 +212,9 @@ def _session_item(session: LiveSession) -> dict[str, Any]:
         "acus_consumed": session.acus_consumed,
         "created_at": session.created_at,
         "updated_at": session.updated_at,
-        "pull_requests": [],
+        "pull_requests": [
+            {"pr_url": url, "pr_state": state} for url, state in session.pull_requests
+        ],
         "tags": ["demo"],
         "title": "Demo session",
         "user_id": "user-demo",
@@ -582,11 +587,18 @@ class DemoAPI:
             "v2_enterprise_prs": self._v2_prs,
             "v2_enterprise_consumption_daily": self._v2_consumption,
             "v2_enterprise_consumption_cycles": self._v2_cycles,
+            "v2_enterprise_user_consumption": self._v2_consumption,
             "v2_enterprise_organizations": self._v2_organizations,
         }
         contract = Contract.load()
+        by_path: dict[str, list[Endpoint[Any]]] = {}
+        for row in ROWS:  # rows that use one endpoint two ways share its route
+            by_path.setdefault(row.path, []).append(row)
         app.add_routes(
-            [web.get(_route(row), self._serve(row, contract, answers[row.name])) for row in ROWS]
+            [
+                web.get(_route(rows[0]), self._serve(rows, contract, answers))
+                for rows in by_path.values()
+            ]
         )
         app.add_routes(
             [
@@ -600,22 +612,30 @@ class DemoAPI:
         )
         return app
 
-    def _serve(self, row: Endpoint[Any], contract: Contract, answer: Answer) -> Handler:
-        """A row's route: count it (and pick its fault), refuse a key that may not ask,
-        refuse a query the contract does not document, then answer.
+    def _serve(
+        self, rows: Sequence[Endpoint[Any]], contract: Contract, answers: dict[str, Answer]
+    ) -> Handler:
+        """The route of the rows of one path: count a request under its row (and pick its
+        fault), refuse a key that may not ask, refuse a query the contract does not
+        document, then answer.
 
-        The 422 for an undocumented, missing or mistyped parameter is FastAPI's
-        HTTPValidationError, and stricter than Devin (which may ignore an unknown one)
-        on purpose: a client that sends what the contract lacks must fail here.
+        Rows share a path when they use one endpoint two ways: a request without
+        `org_ids` is the whole-enterprise row's. The 422 for an undocumented, missing or
+        mistyped parameter is FastAPI's HTTPValidationError, and stricter than Devin
+        (which may ignore an unknown one) on purpose: a client that sends what the
+        contract lacks must fail here.
         """
-        operation = contract.operation(row.path.replace("{period}", ACTIVE_USER_PERIODS[0]))
+        path = rows[0].path
+        operation = contract.operation(path.replace("{period}", ACTIVE_USER_PERIODS[0]))
         if operation is None:
-            raise LookupError(f"{row.name}: {row.path} is not in the contract")
+            raise LookupError(f"{rows[0].name}: {path} is not in the contract")
 
         async def serve(request: web.Request) -> web.StreamResponse:
             ask = Ask(
                 request, request.match_info.get("org_id", ""), request.query.getall("org_ids", [])
             )
+            row = next((r for r in rows if r.whole_enterprise == (not ask.org_ids)), rows[0])
+            answer = answers[row.name]
             fault = self.plan.next_fault(row.name, ask.org_id or ",".join(ask.org_ids))
             denied = self._denied(row, request, ask.org_id)
             if denied is not None:
@@ -965,8 +985,9 @@ class DemoAPI:
         return {"prs_opened": prs.created, "prs_closed": prs.closed, "prs_merged": prs.merged}
 
     def _v2_consumption(self, ask: Ask) -> Body:
-        """By billing day (`YYYY-MM-DD` of its 08:00 UTC start) and organisation; filtered
-        by `org_ids`, only Devin's own ACUs count, as the v2 docs say."""
+        """By billing day (`YYYY-MM-DD` of its 08:00 UTC start), organisation and user;
+        filtered by `org_ids`, only Devin's own ACUs count, as the v2 docs say. Of each
+        organisation's ACUs a share is tied to no user: the total exceeds the users' sum."""
         window = self._v2_range(ask.request)
         if isinstance(window, web.Response):
             return window
@@ -974,17 +995,25 @@ class DemoAPI:
             return _too_many("start", "days")
         by_date: dict[str, float] = {}
         by_org: dict[str, float] = {}
+        by_user: dict[str, float] = {}
         for org_id in self._ids(ask.org_ids):
-            for day in self.account.models[org_id].daily_consumption(*window):
+            model = self.account.models[org_id]
+            for day in model.daily_consumption(*window):
                 acus = day.by_product["devin"] if ask.org_ids else day.acus
                 key = datetime.fromtimestamp(day.date, UTC).strftime("%Y-%m-%d")
                 by_date[key] = by_date.get(key, 0.0) + acus
                 by_org[org_id] = by_org.get(org_id, 0.0) + acus
+            attributed = by_org.get(org_id, 0.0) * (1 - unattributed_share(org_id))
+            for user_id, share in org_users(org_id, model.headcount):
+                by_user[user_id] = by_user.get(user_id, 0.0) + attributed * share
         return {
             "total_acus": round(sum(by_org.values()), 3),
             "consumption_by_date": {k: round(v, 3) for k, v in by_date.items()},
             "consumption_by_org_id": {k: round(v, 3) for k, v in by_org.items()},
-            "consumption_by_user": {},
+            # Rounded down: the users never add up to more than the total.
+            "consumption_by_user": {
+                k: math.floor(v * 1000) / 1000 for k, v in by_user.items() if v >= 0.001
+            },
         }
 
     def _v2_cycles(self, ask: Ask) -> Body:

@@ -387,6 +387,30 @@ def periods(period: Period, start: float, end: float) -> list[tuple[int, int]]:
     return bounds
 
 
+# Users of the enterprise's consumption: each organisation has up to this many, each
+# with a stable share of what the organisation's users consume.
+_MAX_USERS_PER_ORG = 40
+
+
+def org_users(org_id: str, headcount: int) -> list[tuple[str, float]]:
+    """An organisation's users with their shares of its attributed ACUs (summing to 1):
+    a few heavy users and a long tail."""
+    count = max(1, min(headcount, _MAX_USERS_PER_ORG))
+    weights = [1.0 / (i + 1) ** 1.1 for i in range(count)]
+    total = sum(weights)
+    return [
+        (f"user_{hashlib.sha256(f'user:{org_id}:{i}'.encode()).hexdigest()[:16]}", w / total)
+        for i, w in enumerate(weights)
+    ]
+
+
+def unattributed_share(org_id: str) -> float:
+    """The share, 4% to 12%, of an organisation's ACUs Devin ties to no user (service
+    users and API keys, say): what `total_acus` holds beyond `consumption_by_user`."""
+    digest = hashlib.sha256(f"unattributed:{org_id}".encode()).digest()
+    return 0.04 + digest[0] / 255 * 0.08
+
+
 def _segment_share(segment_key: str) -> float:
     """A stable share, 5% to 50%, of the organisation's activity for one segment."""
     digest = hashlib.sha256(segment_key.encode()).digest()
@@ -476,6 +500,27 @@ LIVE_SCRIPTS: tuple[tuple[LiveStep, ...], ...] = (
 _LIVE_ORIGINS = ("webapp", "slack", "api", "linear", "jira", None)
 
 
+# Pull requests of live sessions, on every kind of host Devin works with: GitHub (and an
+# Enterprise Server), GitLab with subgroups (and a self-managed one), Bitbucket Cloud and
+# Server, Azure DevOps (and its older visualstudio.com host). `{n}` is the PR number.
+DEMO_PR_URLS = (
+    "https://github.com/acme/api/pull/{n}",
+    "https://github.com/acme/web/pull/{n}",
+    "https://github.com/Acme-Labs/ML-Pipeline/pull/{n}",
+    "https://github.acme.example/platform/auth/pull/{n}",
+    "https://gitlab.com/acme/platform/infra/-/merge_requests/{n}",
+    "https://gitlab.com/acme/platform/billing/payments-service/-/merge_requests/{n}",
+    "https://gitlab.acme.example/data/warehouse/dbt-models/-/merge_requests/{n}",
+    "https://bitbucket.org/acme/mobile-app/pull-requests/{n}",
+    "https://bitbucket.acme.example/projects/OPS/repos/deploy-scripts/pull-requests/{n}",
+    "https://dev.azure.com/acme/Payments/_git/ledger/pullrequest/{n}",
+    "https://acme.visualstudio.com/Legacy/_git/erp-connector/pullrequest/{n}",
+)
+# Each organisation works in this many of them.
+_REPOS_PER_ORG = 7
+_PR_STATES_AFTER = ("merged", "closed")
+
+
 @dataclass(frozen=True)
 class LiveSession:
     """One demo session as it stands at some moment."""
@@ -488,6 +533,29 @@ class LiveSession:
     status_detail: str | None
     origin: str | None
     acus_consumed: float
+    pull_requests: tuple[tuple[str, str], ...] = ()  # (pr_url, pr_state)
+
+
+def _org_repos(org_id: str) -> list[str]:
+    """The PR URL templates an organisation's sessions use: a stable pick of its own."""
+    digest = hashlib.sha256(f"repos:{org_id}".encode()).digest()
+    order = sorted(range(len(DEMO_PR_URLS)), key=lambda i: (digest[i], i))
+    return [DEMO_PR_URLS[i] for i in order[:_REPOS_PER_ORG]]
+
+
+def session_pull_requests(org_id: str, k: int, *, ended: bool) -> tuple[tuple[str, str], ...]:
+    """The pull requests of session k once it has started working: three in four
+    sessions have one, one in six of those a second in another repository; open while the
+    session runs, merged or closed once it has ended."""
+    if k % 4 == 3:
+        return ()
+    repos = _org_repos(org_id)
+    state = _PR_STATES_AFTER[k % 2] if ended else "open"
+    first = (k * 5 + k // 7) % len(repos)
+    found = [(repos[first].format(n=1000 + k), state)]
+    if k % 6 == 1:
+        found.append((repos[(first + 1) % len(repos)].format(n=2000 + k), state))
+    return tuple(found)
 
 
 def _live_offset(org_id: str) -> int:
@@ -507,6 +575,8 @@ def live_session(org_id: str, k: int, now: float) -> LiveSession | None:
         if last or now < began + seconds:
             if status == "running":
                 worked += now - began
+            working = status not in ("new", "claimed")
+            ended = status in ("exit", "error", "suspended") or detail == "finished"
             return LiveSession(
                 session_id=f"devin-{org_id}-{k}",
                 org_id=org_id,
@@ -516,6 +586,7 @@ def live_session(org_id: str, k: int, now: float) -> LiveSession | None:
                 status_detail=detail,
                 origin=_LIVE_ORIGINS[k % len(_LIVE_ORIGINS)],
                 acus_consumed=round(worked / 600.0, 2),
+                pull_requests=session_pull_requests(org_id, k, ended=ended) if working else (),
             )
         if status == "running":
             worked += seconds

@@ -11,6 +11,8 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
@@ -242,6 +244,14 @@ class ConsumptionDay(_Response):
         return None if acus is None else {**dict.fromkeys(KNOWN_PRODUCTS, 0.0), **acus}
 
 
+_USERS: TypeAdapter[dict[str, float]] = TypeAdapter(
+    dict[_Id, Acus], config=ConfigDict(strict=True, allow_inf_nan=False)
+)
+# Users of one enterprise in one answer: more is no answer of Devin's (and the response
+# size cap bounds it anyway).
+MAX_USERS = 100_000
+
+
 class DailyConsumption(_Response):
     """`ConsumptionResponse` of `GET .../consumption/daily` (v3), or the v2 body, normalised.
 
@@ -255,6 +265,21 @@ class DailyConsumption(_Response):
     consumption_by_org_id: Annotated[dict[_Id, Acus], Field(max_length=10000)] = Field(
         default_factory=dict
     )
+    # v2 only, and optional there: user id -> ACUs over the range. None when not sent (an
+    # absence is no user's zero).
+    consumption_by_user: Annotated[dict[_Id, Acus], Field(max_length=MAX_USERS)] | None = None
+
+    @field_validator("consumption_by_user", mode="before")
+    @classmethod
+    def _users_unnamed(cls, value: Any) -> Any:
+        """Per-user ACUs, checked so that an error never names a user: user ids may be
+        private (attribution.user_label hashed), and errors reach logs."""
+        if value is None:
+            return None
+        try:
+            return _USERS.validate_python(value)
+        except ValidationError:
+            raise ValueError("a user id or a user's ACUs is not of the documented shape") from None
 
     @field_validator("consumption_by_date", mode="before")
     @classmethod
@@ -369,6 +394,13 @@ def _label_value(value: Any) -> Any:
     return value[:LABEL_VALUE_MAX] if isinstance(value, str) else value
 
 
+class SessionPullRequest(_Response):
+    """A `SessionPullRequest` of a session: its URL (the repository is read from it)."""
+
+    pr_url: Annotated[str, Field(max_length=2048)]
+    pr_state: str | None = None
+
+
 class SessionItem(_Response):
     """One `SessionResponse` of `GET /v3/{organizations/{org_id},enterprise}/sessions`: only
     the fields the exporter reads (ids, users, titles and tags never become labels)."""
@@ -381,6 +413,10 @@ class SessionItem(_Response):
     acus_consumed: Acus
     created_at: UnixSeconds
     updated_at: UnixSeconds
+    # Required by the contract; read as optional (none: no pull request to attribute).
+    pull_requests: Annotated[list[SessionPullRequest], Field(max_length=1000)] = Field(
+        default_factory=list
+    )
 
     @field_validator("status", "status_detail", "origin", mode="before")
     @classmethod

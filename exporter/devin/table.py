@@ -41,11 +41,11 @@ Scope = Literal["organization", "enterprise"]
 """Whose data an answer holds: one organisation's (by path or `org_ids`), or the enterprise's."""
 KeyKind = Literal["service_user", "enterprise_service_user", "enterprise_admin"]
 """`cog_` service user of an org, `cog_` service user with enterprise permissions, `apk_user_`."""
-Shape = Literal["window", "daily", "periods", "cycles", "limits", "list", "live"]
+Shape = Literal["window", "daily", "periods", "cycles", "limits", "list", "live", "users"]
 """How the poller asks: once per window; daily buckets once per poll; dau/wau/mau buckets;
 billing cycles (every page); ACU limits (every page); a list followed page by page
 (discovery, and the organisations' limits); the session list followed incrementally from
-the previous poll (live session state)."""
+the previous poll (live session state); per-user consumption once per consumption window."""
 Pagination = Literal["none", "cursor", "offset"]
 
 ACTIVE_USER_PERIODS = ("dau", "wau", "mau")
@@ -84,6 +84,9 @@ class Endpoint(Generic[Model]):
     org_product: str | None = None
     # The permission as other copies of the reference page spell it (x-permission-also).
     permission_also: tuple[str, ...] = ()
+    # Asked for the enterprise as a whole, never for one organisation: a row that shares
+    # its path with an organisation's use of the same endpoint (by `org_ids`).
+    whole_enterprise: bool = False
 
     @property
     def permissions(self) -> str:
@@ -114,6 +117,8 @@ class Endpoint(Generic[Model]):
         """
         path: dict[str, str] = {}
         params: dict[str, Any] = {}
+        if org and self.whole_enterprise:
+            raise ValueError(f"{self.name} is asked for the whole enterprise, not for {org}")
         if self.per_org_path:
             if not org:
                 raise ValueError(f"{self.name} needs an organisation")
@@ -532,6 +537,21 @@ ROWS: tuple[Endpoint[Any], ...] = (
         # Terminal are tied to no organisation):
         # https://docs.devin.ai/api-reference/v2/consumption/daily-consumption
         org_product="devin",
+    ),
+    # The same endpoint without `org_ids`: the enterprise's ACUs by user (every product;
+    # `consumption_by_user`), one request per consumption window.
+    Endpoint(
+        "v2_enterprise_user_consumption",
+        "v2",
+        "/v2/enterprise/consumption/daily",
+        "enterprise",
+        "enterprise_admin",
+        "Enterprise Admin personal API key",
+        _V2_RANGE | _ORG_IDS,
+        DailyConsumption,
+        "users",
+        "user_consumption",
+        whole_enterprise=True,
     ),
     Endpoint(
         "v2_enterprise_consumption_cycles",

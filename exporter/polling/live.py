@@ -12,6 +12,11 @@ Memory holds the open sessions updated within `lookback`, and the ids of complet
 sessions until `COMPLETED_MEMORY_SECONDS` (at least 7 days, and at least the lookback)
 after a listing last showed them. With `state.path` those ids are saved and restored
 (`memory`/`remember`), so a restart counts nothing again.
+
+Each completion is also counted, with its ACUs, under the repository of the session's
+first pull request (`host/owner/name`, `""` without one). The first `max_repos` distinct
+repositories keep their own label for as long as this object lives; later ones, and pull
+request URLs of no known shape, count under `other`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from exporter.devin.models import SessionItem
+from exporter.polling.repos import repository
 
 TERMINAL = frozenset({"exit", "error"})
 """Statuses a session ends in; every other status counts as active."""
@@ -36,6 +42,11 @@ DURATION_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 8640
 OVERLAP_SECONDS = 60.0
 DEFAULT_LOOKBACK_SECONDS = 86400.0
 UNKNOWN_ORIGIN = "unknown"
+DEFAULT_MAX_REPOS = 50
+NO_REPO = ""
+"""The `repo` label of a session completed without a pull request."""
+OTHER_REPO = "other"
+"""The `repo` label of the repositories past `max_repos`, and of unreadable PR URLs."""
 
 
 class _Frozen(BaseModel):
@@ -69,6 +80,14 @@ class Histogram(_Frozen):
     total: float
 
 
+class RepoCount(_Frozen):
+    """Sessions seen completing whose first pull request is in `repo`, and their ACUs."""
+
+    repo: str
+    sessions: int
+    acus: float
+
+
 class LiveSessions(_Frozen):
     """One poll's result: active sessions now; finished ones and their histograms since
     start (they never go down while the exporter runs)."""
@@ -78,6 +97,7 @@ class LiveSessions(_Frozen):
     acus: tuple[Histogram, ...]
     durations: tuple[Histogram, ...]
     tracked_sessions: int  # open sessions and completed ids held in memory
+    by_repo: tuple[RepoCount, ...] = ()
 
 
 @dataclass
@@ -118,8 +138,13 @@ def completion(status: str, status_detail: str | None) -> str | None:
 class SessionSync:
     """What one target knows of its sessions across polls (the poller keeps one per target)."""
 
-    def __init__(self, lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS) -> None:
+    def __init__(
+        self,
+        lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        max_repos: int = DEFAULT_MAX_REPOS,
+    ) -> None:
         self.lookback_seconds = lookback_seconds
+        self.max_repos = max_repos  # a reload may raise it; labels given are kept
         self._last_start: float | None = None
         self._open: dict[str, _Open] = {}
         self._ended_at: dict[str, float] = {}  # id -> updated_at in exit/error, in the overlap
@@ -127,6 +152,8 @@ class SessionSync:
         self._finished: dict[tuple[str, str], int] = {}
         self._acus = _Observations(ACUS_BUCKETS)
         self._durations = _Observations(DURATION_BUCKETS)
+        self._by_repo: dict[str, tuple[int, float]] = {}  # label -> (sessions, ACUs)
+        self._named_repos = 0  # repositories with a label of their own
 
     def updated_after(self, now: float) -> int:
         """The `updated_after` of a listing that starts at `now`: `lookback` back on the
@@ -184,6 +211,24 @@ class SessionSync:
         self._finished[key] = self._finished.get(key, 0) + 1
         self._acus.observe(origin, item.acus_consumed)
         self._durations.observe(origin, max(0.0, float(item.updated_at - item.created_at)))
+        label = self._repo_label(item)
+        sessions, acus = self._by_repo.get(label, (0, 0.0))
+        self._by_repo[label] = (sessions + 1, acus + item.acus_consumed)
+
+    def _repo_label(self, item: SessionItem) -> str:
+        """The `repo` of a completed session: its first pull request's repository while
+        fewer than `max_repos` have a label, else `other`; `""` without a pull request."""
+        if not item.pull_requests:
+            return NO_REPO
+        repo = repository(item.pull_requests[0].pr_url)
+        if repo is None or repo in (NO_REPO, OTHER_REPO):
+            return OTHER_REPO
+        if repo in self._by_repo:
+            return repo
+        if self._named_repos >= self.max_repos:
+            return OTHER_REPO
+        self._named_repos += 1
+        return repo
 
     def _forget(self, started: float) -> None:
         """Drop open sessions older than `lookback`, ended ids no later listing can show in
@@ -222,4 +267,8 @@ class SessionSync:
             acus=self._acus.histograms(),
             durations=self._durations.histograms(),
             tracked_sessions=len(self._open) + len(self._completed),
+            by_repo=tuple(
+                RepoCount(repo=repo, sessions=n, acus=acus)
+                for repo, (n, acus) in sorted(self._by_repo.items())
+            ),
         )

@@ -44,8 +44,9 @@ def build_targets(settings: Settings) -> list[Target]:
     key on the org endpoint, or else (enterprise mode) with the enterprise service user key
     on the row's enterprise twin (by `org_ids` or the org in its path), or, for an org only
     the enterprise admin key sees, on its v2 twin. Enterprise-wide rows are polled by shard
-    0 only; the v2 sessions row (enterprise admin key) is also asked for every org. The
-    billing cycle and the ACU limits are read by every replica (see `billing_targets`).
+    0 only; the v2 sessions row (enterprise admin key) is also asked for every org, per-user
+    consumption (a whole-enterprise row) never. The billing cycle and the ACU limits are
+    read by every replica (see `billing_targets`).
     """
     orgs = settings.polled_organizations
     targets: list[Target] = []
@@ -68,7 +69,7 @@ def build_targets(settings: Settings) -> list[Target]:
         interval = settings.interval_of(row.group)
         if settings.sharding.owns_enterprise:
             targets.append(Target(row.name, "", key, interval))
-        if row.key == "enterprise_admin":  # v2 sessions: per org as well
+        if row.key == "enterprise_admin" and not row.whole_enterprise:  # v2 sessions: per org too
             targets += [Target(row.name, o.id, key, interval) for o in orgs]
     return targets + billing_targets(settings)
 

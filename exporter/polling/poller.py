@@ -19,7 +19,8 @@ from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
 from exporter.polling.admission import Admission
-from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, SessionSync
+from exporter.polling.attribution import Attribution
+from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, DEFAULT_MAX_REPOS, SessionSync
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
 from exporter.windows import Window, day_cycle
@@ -138,6 +139,8 @@ class Poller:
         *,
         clock: Clock = time.time,
         sessions_lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        sessions_max_repos: int = DEFAULT_MAX_REPOS,
+        attribution: Attribution | None = None,
         admission: Admission | None = None,
     ) -> None:
         self._api = api
@@ -146,6 +149,9 @@ class Poller:
         # Per target of the session list: what its earlier polls saw (counted once).
         self._sessions: dict[Target, SessionSync] = {}
         self.sessions_lookback_seconds = sessions_lookback_seconds
+        self.sessions_max_repos = sessions_max_repos
+        # How per-user ACUs are labelled and bounded (a reload may change `top`).
+        self.attribution = attribution or Attribution()
         self._instruments = instruments
         self._clock = clock
         self.targets: list[Target] = []
@@ -404,7 +410,10 @@ class Poller:
         started = time.perf_counter()
         try:
             outcomes = await strategy_of(target.endpoint).fetch(
-                self._api, target, windows, Span(now, self.cycle_start(now), self._sync(target))
+                self._api,
+                target,
+                windows,
+                Span(now, self.cycle_start(now), self._sync(target), self.attribution),
             )
         except asyncio.CancelledError:
             if self._closing:
@@ -446,6 +455,7 @@ class Poller:
             return None
         sync = self._sessions.setdefault(target, SessionSync(self.sessions_lookback_seconds))
         sync.lookback_seconds = self.sessions_lookback_seconds
+        sync.max_repos = self.sessions_max_repos
         return sync
 
     def session_memory(self) -> dict[Target, dict[str, float]]:

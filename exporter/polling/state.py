@@ -11,7 +11,9 @@ or corrupt is logged and ignored, and the exporter starts empty as before. Value
 validated by the models the current code polls them into; nothing in the file names a
 type or code to run. Of the session list (`sessions_live`) only the ids of completed
 sessions are kept, so that a restart counts none of them again; its other figures depend
-on what earlier polls saw, which the next poll gathers again.
+on what earlier polls saw, which the next poll gathers again. Of per-user consumption
+nothing is kept: its labels may be user ids, and the first poll after a start (at once)
+asks again.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ buckets, so their request count grows with organisations, not organisations x wi
 daily consumption (one request from the earliest day needed), and active users per day,
 week and month (the last complete bucket of each). Billing cycles, ACU limits and the
 organisations' listing are one listing each. The session list (`live`) is one listing per
-poll, from where the previous one left off.
+poll, from where the previous one left off. Per-user consumption (`users`) is one request
+per consumption window: Devin sums each user over the range it is asked, so no request
+can serve two windows.
 
 A `cycle` window is asked only while the billing cycle is known (Devin's, or the configured
 billing day): otherwise it gets no outcome at all, and nothing is exported under it.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
@@ -33,6 +35,7 @@ from exporter.devin.models import (
     SessionItem,
 )
 from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Call, Endpoint, Shape
+from exporter.polling.attribution import Attribution, top_users
 from exporter.polling.live import SessionSync
 from exporter.polling.targets import Target
 from exporter.windows import DAY_SECONDS, Window, day_start
@@ -42,12 +45,14 @@ Outcome = BaseModel | DevinAPIError
 
 @dataclass(frozen=True)
 class Span:
-    """When a poll happens, where the billing cycle began (for the `cycle` window), and,
-    for the session list, what the target's earlier polls saw (None: a first poll)."""
+    """When a poll happens, where the billing cycle began (for the `cycle` window), for
+    the session list what the target's earlier polls saw (None: a first poll), and how
+    per-user ACUs are bounded and labelled."""
 
     now: float
     cycle_start: float | None = None
     sessions: SessionSync | None = None
+    attribution: Attribution = field(default_factory=Attribution)
 
     def start_of(self, window: Window) -> float:
         return window.start(self.now, self.cycle_start)
@@ -179,6 +184,36 @@ def consumed(
         for product, acus in products.items():
             totals[product] = totals.get(product, 0.0) + acus
     return ConsumedAcus(by_product=totals)
+
+
+class UserWindows:
+    """Per-user ACUs, enterprise-wide: one request per consumption window (the windows of
+    daily consumption), over exactly the billing days devin_acus_consumed sums for it."""
+
+    def windows(self, configured: Sequence[Window]) -> list[Window]:
+        return DailyBuckets().windows(configured)
+
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        return len(self.windows(configured))
+
+    async def fetch(
+        self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
+    ) -> dict[str, Outcome]:
+        row = ENDPOINTS[target.endpoint]
+
+        async def one(window: Window) -> Outcome:
+            first, end = billing_days_of(window, span)
+            answer = await _outcome(api, row, target, first, min(end, span.now))
+            if not isinstance(answer, DailyConsumption):
+                return answer
+            if answer.consumption_by_user is None:
+                return DevinAPIError(
+                    "invalid_response", status=200, detail="no consumption_by_user"
+                )
+            return top_users(answer.consumption_by_user, answer.total_acus, span.attribution)
+
+        outcomes = await asyncio.gather(*(one(w) for w in windows))
+        return {w.label: o for w, o in zip(windows, outcomes, strict=True)}
 
 
 class LatestActiveUsers(BaseModel):
@@ -350,6 +385,7 @@ STRATEGIES: dict[Shape, Strategy] = {
     "limits": Listing(),
     "list": Listing(),
     "live": LiveList(),
+    "users": UserWindows(),
 }
 
 

@@ -59,8 +59,9 @@ def key_for(row: Endpoint[Any], account: DemoAccount) -> str:
 def request_of(
     row: Endpoint[Any], period: str | None, account: DemoAccount
 ) -> tuple[str, Call, Operation]:
-    org = account.orgs[0].id if row.per_org_path or "org_ids" in row.params else ""
-    timed = row.shape in ("window", "daily", "periods")
+    asks_org = (row.per_org_path or "org_ids" in row.params) and not row.whole_enterprise
+    org = account.orgs[0].id if asks_org else ""
+    timed = row.shape in ("window", "daily", "periods", "users")
     call = row.call(org, T - 7 * DAY if timed else None, T if timed else None, period=period)
     url = row.url(call)
     operation = CONTRACT.operation(url)

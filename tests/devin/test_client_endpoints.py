@@ -127,6 +127,8 @@ SENT: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ORG_IDS + V2_TIME,
     ),
     "v2_enterprise_consumption_cycles": ("/v2/enterprise/consumption/cycles", []),
+    # The same endpoint for the whole enterprise: never `org_ids`.
+    "v2_enterprise_user_consumption": ("/v2/enterprise/consumption/daily", V2_TIME),
 }
 SINGLE = [row for row in ROWS if row.pagination == "none"]
 ORGANIZATIONS = ENDPOINTS["v3_enterprise_organizations"]
@@ -145,7 +147,8 @@ def contract_problems(request: httpx.Request) -> list[Any]:
 
 def call_for(row: Endpoint[Any]) -> Call:
     """org-a where the row takes an org (path or `org_ids`), `dau` for `{period}`."""
-    org = "org-a" if row.per_org_path or "org_ids" in row.params else ""
+    asks_org = (row.per_org_path or "org_ids" in row.params) and not row.whole_enterprise
+    org = "org-a" if asks_org else ""
     period = "dau" if "{period}" in row.path else None
     if not row.params & RANGE_PARAMS:  # a listing without a time range
         return row.call(org, period=period)

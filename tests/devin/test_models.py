@@ -460,3 +460,24 @@ def test_a_null_acu_limit_reads_as_no_limit() -> None:
     assert (
         AcuLimit.model_validate({"cycle_acu_limit": None, "scope": "org"}).cycle_acu_limit is None
     )
+
+
+@pytest.mark.parametrize("value", [-1, "12", True, None, [1]])
+def test_a_bad_per_user_value_fails_without_naming_the_user(value: object) -> None:
+    body = {"total_acus": 1, "consumption_by_date": {}, "consumption_by_user": {"user_x1": value}}
+
+    with pytest.raises(ValidationError) as raised:
+        DailyConsumption.model_validate(body)
+
+    errors = raised.value.errors(include_input=False, include_url=False)
+    assert [("consumption_by_user",)] == [e["loc"] for e in errors]
+    assert "user_x1" not in str(errors)
+
+
+def test_per_user_acus_are_kept_and_their_absence_is_none() -> None:
+    body: dict[str, object] = {"total_acus": 3, "consumption_by_date": {"2026-11-20": 3}}
+    assert DailyConsumption.model_validate(body).consumption_by_user is None
+    body["consumption_by_user"] = {"user_a": 2, "user_b": 0.5}
+    assert {"user_a": 2.0, "user_b": 0.5} == DailyConsumption.model_validate(
+        body
+    ).consumption_by_user

@@ -37,11 +37,17 @@ ALL_GROUPS = {
 }
 
 
-ROW_OF_TEMPLATE = {
-    row.path.replace("{period}", period): row
-    for row in ROWS
-    for period in (ACTIVE_USER_PERIODS if "{period}" in row.path else ("",))
-}
+ROWS_OF_TEMPLATE: dict[str, list[Endpoint[Any]]] = {}
+for _row in ROWS:  # two rows share a path when they use one endpoint two ways
+    for _period in ACTIVE_USER_PERIODS if "{period}" in _row.path else ("",):
+        ROWS_OF_TEMPLATE.setdefault(_row.path.replace("{period}", _period), []).append(_row)
+
+
+def row_of(template: str, org_ids: bool) -> Endpoint[Any]:
+    """The row a request to `template` is: the whole-enterprise one when it has no
+    `org_ids`, where the path has one."""
+    rows = ROWS_OF_TEMPLATE[template]
+    return next((r for r in rows if r.whole_enterprise == (not org_ids)), rows[0])
 
 
 def operation_of(row: Endpoint[Any]) -> Any:
@@ -78,7 +84,7 @@ def test_every_operation_of_the_contract_cites_its_reference_pages() -> None:
 
 
 def test_every_row_is_one_operation_and_no_operation_is_left_without_a_row() -> None:
-    assert set(CONTRACT.templates()) == set(ROW_OF_TEMPLATE)
+    assert set(CONTRACT.templates()) == set(ROWS_OF_TEMPLATE)
 
 
 # Bodies just valid enough for each model, so that every strategy goes on to its next call.
@@ -136,7 +142,7 @@ class ContractCheck:
         self.problems += [
             f"{request.url.path} {p.loc}: {p.msg}" for p in operation.check_query(query)
         ]
-        row = ROW_OF_TEMPLATE[operation.path]
+        row = row_of(operation.path, "org_ids" in query)
         self.endpoints.add(row.name)
         return httpx.Response(200, content=json.dumps(_BODIES[row.model.__name__]))
 
@@ -152,12 +158,14 @@ async def checked() -> AsyncIterator[tuple[DevinClient, ContractCheck]]:
 
 
 def _settings(**devin: str) -> Settings:
+    # Per-user consumption needs the enterprise admin key: a mode without it leaves it off.
+    groups = ALL_GROUPS if "enterprise_key" in devin else {**ALL_GROUPS, "user_consumption": {}}
     return load_settings(
         None,
         devin={"base_url": MOCK_BASE_URL, **devin},
         organizations=ORGS,
         windows=WINDOWS,
-        endpoints=ALL_GROUPS,
+        endpoints=groups,
         segments=[SEGMENT],
     )
 

@@ -25,6 +25,8 @@ from exporter.logs import configure_logging
 from exporter.web.listener import listen
 from exporter.windows import DAY_SECONDS
 
+pytestmark = pytest.mark.slow  # real processes, servers or builds
+
 # The demo's cycle that holds FIXED_NOW (2026-09-21): from the 5th to the 5th, 08:00 UTC.
 [DEMO_CYCLE] = billing_cycles(FIXED_NOW, FIXED_NOW)
 # billing.cycle_start_day 23: from 2026-08-23 to 2026-09-23, 08:00 UTC.

@@ -24,7 +24,8 @@ from exporter.devin.models import (
     V2PrMetrics,
 )
 from exporter.metrics.view import Billing, View
-from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions
+from exporter.polling.attribution import UserAcus
+from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions, RepoCount
 from exporter.polling.poller import Sample, Snapshot, WindowState
 from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
 from exporter.polling.targets import Target
@@ -73,6 +74,11 @@ def _values() -> list[tuple[Target, str, BaseModel]]:
             ),
         ),
         tracked_sessions=7,
+        by_repo=(
+            RepoCount(repo="", sessions=1, acus=0.5),
+            RepoCount(repo="github.com/acme/api", sessions=2, acus=3.5),
+            RepoCount(repo="other", sessions=1, acus=1.0),
+        ),
     )
     return [
         (_target("v3_org_sessions"), "24h", SessionMetrics.model_validate(sessions)),
@@ -157,6 +163,15 @@ def _values() -> list[tuple[Target, str, BaseModel]]:
             ),
         ),
         (_target("v3_org_sessions_list"), "", live),
+        (
+            _target("v2_enterprise_user_consumption", ""),
+            "7d",
+            UserAcus(
+                by_label={"user_a": 60.0, "other": 30.0, "unattributed": 10.0},
+                total=100.0,
+                users=7,
+            ),
+        ),
         (
             _target("v3_enterprise_acu_limits", ""),
             "limits",

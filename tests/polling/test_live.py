@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.devin.models import SessionItem
+from exporter.devin.models import SessionItem, SessionPullRequest
 from exporter.polling.live import OVERLAP_SECONDS, LiveSessions, SessionSync
 
 NOW = 1_790_000_000.0
@@ -21,6 +21,7 @@ def session(sid: str, status: str, updated: float, **fields: Any) -> SessionItem
         acus_consumed=fields.get("acus", 3.0),
         created_at=int(fields.get("created", updated - 600)),
         updated_at=int(updated),
+        pull_requests=[SessionPullRequest(pr_url=url) for url in fields.get("prs", ())],
     )
 
 
@@ -223,3 +224,60 @@ def test_an_unknown_status_passes_through_cut_to_a_bounded_length() -> None:
 
     (state,) = result.active
     assert ("paused", 64) == (state.status, len(state.status_detail))
+
+
+def by_repo(result: LiveSessions) -> dict[str, tuple[int, float]]:
+    return {r.repo: (r.sessions, r.acus) for r in result.by_repo}
+
+
+GH = "https://github.com/acme/{}/pull/1"
+
+
+def test_a_completion_counts_once_under_its_first_pull_request_s_repository() -> None:
+    sync = SessionSync()
+    two = [GH.format("api"), "https://gitlab.com/acme/web/-/merge_requests/2"]
+    done = session("s-1", "exit", NOW - 30, acus=7.0, prs=two)
+    none = session("s-2", "running", NOW - 20, detail="finished", acus=2.0)
+
+    sync.apply([done, none], NOW)
+    later = session("s-1", "exit", NOW + 30, acus=9.0, prs=[GH.format("web")])  # merged later
+    result = sync.apply([later], NOW + 60)
+
+    assert {"github.com/acme/api": (1, 7.0), "": (1, 2.0)} == by_repo(result)
+
+
+def test_repositories_past_max_repos_count_as_other_and_no_pr_does_not_use_a_slot() -> None:
+    sync = SessionSync(max_repos=2)
+    items = [
+        session("s-0", "exit", NOW - 90, acus=1.0),
+        session("s-1", "exit", NOW - 80, acus=1.0, prs=[GH.format("a")]),
+        session("s-2", "exit", NOW - 70, acus=1.0, prs=[GH.format("b")]),
+        session("s-3", "exit", NOW - 60, acus=1.0, prs=[GH.format("c")]),
+        session("s-4", "exit", NOW - 50, acus=1.0, prs=["https://example.com/x"]),
+    ]
+    sync.apply(items, NOW)
+    result = sync.apply(
+        [session("s-5", "error", NOW + 10, acus=2.0, prs=[GH.format("a")])], NOW + 60
+    )
+
+    assert {
+        "": (1, 1.0),
+        "github.com/acme/a": (2, 3.0),
+        "github.com/acme/b": (1, 1.0),
+        "other": (2, 2.0),  # c came third; an unreadable URL names no repository
+    } == by_repo(result)
+    sync.max_repos = 3  # a reload that raises it admits the next new one
+    result = sync.apply([session("s-6", "exit", NOW + 70, prs=[GH.format("d")])], NOW + 120)
+    assert (1, 3.0) == by_repo(result)["github.com/acme/d"]
+
+
+def test_a_restart_s_remembered_ids_are_not_counted_by_repository_either() -> None:
+    done = session("s-1", "exit", NOW - 30, prs=[GH.format("api")])
+    before = SessionSync()
+    before.apply([done], NOW)
+
+    after = SessionSync()
+    after.remember(before.memory())
+    result = after.apply([done, session("s-2", "exit", NOW, prs=[GH.format("api")])], NOW + 60)
+
+    assert {"github.com/acme/api": (1, 3.0)} == by_repo(result)

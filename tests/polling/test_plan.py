@@ -170,3 +170,41 @@ def test_live_sessions_cost_one_listing_per_org_every_minute_whatever_the_window
 def test_the_lookback_of_live_sessions_is_bounded() -> None:
     with pytest.raises(ConfigError, match=r"lookback"):
         settings(endpoints={"sessions_live": {"enabled": True, "lookback": "60d"}})
+
+
+def test_per_user_consumption_costs_one_request_per_consumption_window_for_the_enterprise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "devin: {service_user_key: cog_x, enterprise_key: apk_user_y}\n"
+        "organizations: [{id: org-a}, {id: org-b}]\n"
+        "windows: [1h, 24h, 7d, today]\n"
+        "endpoints: {enterprise_sessions: {enabled: false}, user_consumption: {enabled: true}}\n"
+    )
+    assert 0 == main(["once", "--explain", "--config", str(config)])
+    out = capsys.readouterr().out
+    # 1h is no whole billing day; cycle is there as for devin_acus_consumed (the enterprise
+    # admin key reads Devin's v2 cycles).
+    rows = [line.split() for line in out.splitlines()]
+    assert [
+        "v2_enterprise_user_consumption",
+        "(enterprise)",
+        "24h,today,7d,cycle",
+        "4",
+        "1h",
+    ] in rows
+
+
+def test_per_user_consumption_is_asked_by_shard_0_only_and_never_per_org() -> None:
+    groups = {"user_consumption": {"enabled": True}}
+    for index, expected in ((0, [""]), (1, [])):
+        plan = request_plan(settings(endpoints=groups, sharding={"count": 2, "index": index}))
+        assert expected == [p.org for p in plan if p.endpoint == "v2_enterprise_user_consumption"]
+
+
+def test_per_user_consumption_without_the_enterprise_admin_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"user_consumption needs devin\.enterprise_key"):
+        settings(
+            devin={"service_user_key": "cog_x"}, endpoints={"user_consumption": {"enabled": True}}
+        )

@@ -17,6 +17,8 @@ class SessionsLiveCollector(ViewCollector):
     devin_sessions_active{org="org-a",status="running",status_detail="waiting_for_user"} 2
     devin_sessions_finished_total{org="org-a",origin="slack",status="finished"} 3
     devin_session_acus_bucket{le="5.0",org="org-a",origin="slack"} 14
+    devin_sessions_finished_by_repo_total{org="org-a",repo="github.com/acme/api"} 5
+    devin_session_acus_by_repo_total{org="org-a",repo="github.com/acme/api"} 31.5
     """
 
     def collect(self) -> Iterator[Metric]:
@@ -50,6 +52,19 @@ class SessionsLiveCollector(ViewCollector):
             "session list).",
             labels=["org", "origin"],
         )
+        by_repo = CounterMetricFamily(
+            "devin_sessions_finished_by_repo",
+            "Sessions seen completing, each counted once at its first completion, by the "
+            'repository (host/owner/name) of its first pull request: "" without one, '
+            "other past endpoints.sessions_live.max_repos repositories (v3 session list).",
+            labels=["org", "repo"],
+        )
+        acus_by_repo = CounterMetricFamily(
+            "devin_session_acus_by_repo",
+            "ACUs consumed by the sessions counted in devin_sessions_finished_by_repo_total, "
+            "at their first completion (v3 session list).",
+            labels=["org", "repo"],
+        )
         for target, _, live in self._view.fresh(LiveSessions):
             org = target.org
             for state in live.active:
@@ -62,7 +77,10 @@ class SessionsLiveCollector(ViewCollector):
                 _observed(acus, org, histogram, ACUS_BUCKETS)
             for histogram in live.durations:
                 _observed(durations, org, histogram, DURATION_BUCKETS)
-        yield from (active, oldest, finished, acus, durations)
+            for repo in live.by_repo:
+                by_repo.add_metric([org, repo.repo], repo.sessions)
+                acus_by_repo.add_metric([org, repo.repo], repo.acus)
+        yield from (active, oldest, finished, acus, durations, by_repo, acus_by_repo)
 
 
 def _observed(
