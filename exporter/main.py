@@ -30,6 +30,7 @@ from exporter.config import (
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.ratelimit import KeyGates, key_digest
 from exporter.devin.table import ENDPOINTS
+from exporter.devin.transport import AiohttpTransport
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
@@ -66,7 +67,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         headers={"User-Agent": f"devin-exporter/{__version__}"},
         # Each key has its own cap on requests in flight; the pool must not be tighter,
         # or one key's slow requests would starve the others.
-        limits=httpx.Limits(max_connections=max(1, len(keys)) * settings.devin.max_concurrency),
+        transport=AiohttpTransport(
+            max_connections=max(1, len(keys)) * settings.devin.max_concurrency
+        ),
     )
 
 
