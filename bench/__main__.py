@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     plan = scrape.Plan(duration_seconds=args.duration)
     poll_plan = (
-        poll.PollPlan(orgs=(10, 100), latencies_seconds=(0.05,)) if args.quick else poll.PollPlan()
+        poll.PollPlan(orgs=(10, 100), latencies_seconds=(0.05,), httpx_orgs=(100,))
+        if args.quick
+        else poll.PollPlan()
     )
     lean_plan = (
         lean.LeanPlan(every_group_orgs=50, idle_seconds=5.0) if args.quick else lean.LeanPlan()
