@@ -8,7 +8,9 @@ whose every answer is delayed by the API latency, and measures:
 - one more cycle, `poller.poll_all()`, run back to back after the first one (the key's
   rate-limit bucket starts empty, as in a steady state where polls run back to back);
   unless the first cycle already took over twice the bound, which then stands for it;
-- the process's RSS after the first snapshot, after a few scrapes, and its peak.
+- the process's RSS after the first snapshot, after one scrape as Prometheus makes it
+  (OpenMetrics, gzip), after a scrape of every format besides, and its peak;
+- a bare client's replay of the same requests (bench/replay.py), the floor of both.
 
 Both are set beside the lower bound of a cycle, per API key (each key has its own rate
 limit and cap on requests in flight, `devin.requests_per_second` and
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import Child
-from bench.scrape import VARIANTS, exporter_settings, fetch
+from bench.scrape import VARIANTS, Variant, exporter_settings, fetch
+
+PROMETHEUS = Variant("openmetrics", True)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,9 @@ def run_cell(
             cpu_before = exporter.cpu_seconds()
             cycle = {**exporter.ask({"cmd": "cycle"}, timeout=900), "kind": "second"}
             cycle_cpu = exporter.cpu_seconds() - cpu_before
+        # A scrape as Prometheus makes it (OpenMetrics, gzip), then every other variant.
+        fetch(f"{hello['url']}/metrics", PROMETHEUS.headers)
+        memory_scraped = exporter.memory_kib()
         for variant in VARIANTS:
             fetch(f"{hello['url']}/metrics", variant.headers)
         memory_after = exporter.memory_kib()
@@ -121,6 +128,7 @@ def run_cell(
         "targets_down": max(hello["targets_down"], cycle["targets_down"]),
         "rss_kib_ready": memory_ready["VmRSS"],
         "hwm_kib_ready": memory_ready["VmHWM"],
+        "rss_kib_after_scrape": memory_scraped["VmRSS"],
         "rss_kib_after_scrapes": memory_after["VmRSS"],
         "hwm_kib": memory_after["VmHWM"],
         "cycle_cpu_per_request_seconds": cycle_cpu / total if cycle_cpu is not None else None,
