@@ -304,12 +304,16 @@ DEPENDENCIES = (
     "apscheduler.schedulers.asyncio",
     "yaml",
     "aiolimiter",
+    "structlog",
 )
 
 
 async def run_deps(args: dict[str, Any]) -> None:
     import importlib
 
+    # As the exporter imports them: structlog without its console extras (exporter/__init__).
+    for extra in ("rich", "better_exceptions"):
+        sys.modules.setdefault(extra, None)  # type: ignore[arg-type]
     started = time.perf_counter()
     for module in DEPENDENCIES:
         importlib.import_module(module)

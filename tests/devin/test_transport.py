@@ -248,3 +248,17 @@ async def test_no_proxy_exempts_its_hosts(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         async with client(url) as http:
             assert BODY == (await http.get("/")).content
+
+
+async def test_a_header_flood_is_a_transport_error_not_a_timeout() -> None:
+    """A header line past aiohttp's 8 KiB: HTTP broke down (reason `connection`)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(answer(BODY, "X-Flood: " + "a" * 64 * 2**10))
+        await writer.drain()
+
+    async with raw_server(handler) as (url, _), client(url) as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            await http.get("/")
+    assert not isinstance(caught.value, httpx.TimeoutException)
