@@ -55,7 +55,24 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "exporter_version": __version__,
         "commit": _commit(),
+        "exporter_tree": _exporter_tree(),
     }
+
+
+def _exporter_tree() -> str:
+    """The exporter's code as git sees it: its tree at HEAD, and whether it has changes
+    (commits of the docs or the bench during a run change nothing measured)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD:exporter"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "exporter"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()[:12] + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _commit() -> str:
@@ -189,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             results["lean"] = lean.run(lean_plan, workdir, every_groups=args.every_group)
     results["duration_seconds"] = time.monotonic() - started
     results["commit_at_end"] = _commit()
-    if results["commit_at_end"] != results["machine"]["commit"]:
+    results["exporter_tree_at_end"] = _exporter_tree()
+    if results["exporter_tree_at_end"] != results["machine"]["exporter_tree"]:
         print("bench: WARNING the exporter's code changed during the run", file=sys.stderr)
     results["targets"] = [t.__dict__ for t in report.targets(results)]
     results["scrape_ratios"] = report.scrape_ratios(results)

@@ -11,12 +11,14 @@ organisations, the idle CPU between polls, and restarts with and without `state.
   (after its first snapshot, nobody scraping), over the wall time;
 - restart: an exporter with `state.path` polls N organisations, stops (saving its
   snapshot), and the demo API then delays every answer by a long latency; from exec of
-  a second exporter to the moment its /metrics holds every value of the first one, with
-  the state file, and again without it (which must wait for a whole first cycle).
+  a second exporter to the moment its /metrics, scraped as Prometheus does (OpenMetrics,
+  gzip), holds every value of the first one, with the state file, and again without it
+  (which must wait for a whole first cycle).
 """
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 import time
@@ -29,7 +31,13 @@ from bench.poll import lower_bound_seconds
 from bench.procs import ROOT, Child
 from bench.scrape import Variant, exporter_settings, fetch
 
-TEXT = Variant("text", False).headers
+# A scrape as Prometheus makes it: what a restart must show the old values to.
+PROMETHEUS = Variant("openmetrics", True).headers
+
+
+def _scrape(url: str) -> bytes:
+    body, headers = fetch(f"{url}/metrics", PROMETHEUS)
+    return gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
 
 
 @dataclass(frozen=True)
@@ -174,8 +182,7 @@ def _until_complete(
     """Seconds from exec until /metrics has every expected series (inf past `limit`), and
     whether each then had its expected value (the demo's own values move with time)."""
     while time.time() - spawned_at < limit:
-        body, _ = fetch(f"{url}/metrics", TEXT)
-        served = _values_of(body)
+        served = _values_of(_scrape(url))
         if expected.keys() <= served.keys():
             same = all(served[name] == value for name, value in expected.items())
             return time.time() - spawned_at, same
@@ -192,7 +199,7 @@ def restart(plan: LeanPlan, workdir: Path) -> dict[str, Any]:
         values = _settings(demo.hello, orgs, plan)
         warm = {**values, "state": {"path": str(state)}}
         with Child("exporter", {"settings": warm}, workdir) as first:
-            expected = _values_of(fetch(f"{first.hello['url']}/metrics", TEXT)[0])
+            expected = _values_of(_scrape(first.hello["url"]))
         demo.ask({"cmd": "delay", "seconds": latency})
         limit = 120.0
         seconds, same = {}, {}

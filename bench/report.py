@@ -575,7 +575,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {m['python']}, exporter {m['exporter_version']} at {m['commit']}; "
         f"load generator: {results['generator']}; {results['duration_seconds']:.0f} s in all.",
         ""
-        if results.get("commit_at_end", m["commit"]) == m["commit"]
+        if results.get("exporter_tree_at_end", m.get("exporter_tree")) == m.get("exporter_tree")
         else f"**The exporter's code changed during this run (now {results['commit_at_end']}): "
         "run it again.**",
         "",

@@ -325,8 +325,10 @@ async def start(
     """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
     runtime = build(settings, http, clock=clock)
     if runtime.state is not None:
-        # Before the first poll is scheduled: the old values are served while it runs.
+        # Before the first poll is scheduled: the old values are served while it runs,
+        # rendered at once for the first scrape.
         runtime.state.restore()
+        runtime.exposition.prepare()
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
     schedule_discovery(scheduler, runtime)

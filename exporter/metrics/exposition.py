@@ -39,21 +39,31 @@ def _deflated_prefix(data: bytes) -> tuple[bytes, zlib._Compress]:
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH), compressor
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Part:
-    """One format of the snapshot's families: plain bytes and a gzip stream left open."""
+    """One format of the snapshot's families: a gzip stream left open, and the plain bytes
+    once a scrape without gzip has asked for them (Prometheus asks with gzip: megabytes at
+    hundreds of organisations that it would never read)."""
 
-    plain: bytes
     gzipped: bytes
     compressor: zlib._Compress
+    plain: bytes | None
 
     @classmethod
-    def of(cls, plain: bytes) -> _Part:
+    def of(cls, plain: bytes, *, keep_plain: bool) -> _Part:
         gzipped, compressor = _deflated_prefix(plain)
-        return cls(plain, gzipped, compressor)
+        return cls(gzipped, compressor, plain if keep_plain else None)
 
     def head(self, *, gzip: bool) -> bytes:
-        return self.gzipped if gzip else self.plain
+        if gzip:
+            return self.gzipped
+        if self.plain is None:
+            raise RuntimeError("the plain body was not kept: inflate it first")
+        return self.plain
+
+    def inflated(self) -> bytes:
+        """The plain bytes, from the gzip stream (the sync flush put out all of them)."""
+        return zlib.decompressobj(_GZIP_WBITS).decompress(self.gzipped)
 
     def tail(self, own: bytes, *, gzip: bool) -> bytes:
         """The exporter's own families after this part: deflated from where it left off."""
@@ -77,14 +87,14 @@ class _Rendered:
     tails: dict[tuple[bool, bool], tuple[int, bytes]] = field(default_factory=dict)
 
 
-def _render(view: View, openmetrics: bool) -> _Part:
+def _render(view: View, openmetrics: bool, keep_plain: bool = True) -> _Part:
     registry = view_registry(view)
     if openmetrics:
         body = generate_openmetrics(registry).removesuffix(_EOF)  # type: ignore[no-untyped-call]
     else:
         body = generate_latest(registry)
     del registry
-    part = _Part.of(body)
+    part = _Part.of(body, keep_plain=keep_plain)
     # The families of a large snapshot took tens of MB, now free but still resident.
     release_freed_memory()
     return part
@@ -114,6 +124,7 @@ class Exposition:
         self.stale_after_seconds = stale_after_seconds
         self._clock = clock
         self._rendered: _Rendered | None = None
+        self._preparing: asyncio.Task[tuple[_Rendered, _Part]] | None = None
 
     def _fresh(self) -> _Rendered:
         """A rendering, nothing rendered yet, of the poller's snapshot as it is now."""
@@ -125,7 +136,7 @@ class Exposition:
         )
         return _Rendered(view.snapshot.version, view.expires_at, view)
 
-    async def _current(self, openmetrics: bool) -> tuple[_Rendered, _Part]:
+    async def _current(self, openmetrics: bool, gzip: bool) -> tuple[_Rendered, _Part]:
         """A rendering at least as new as the snapshot this scrape found, and not stale,
         with the part of the format asked for: rendered in a worker thread, or joined
         while another scrape's render of it is under way.
@@ -140,13 +151,13 @@ class Exposition:
             rendered = self._rendered = self._fresh()
         part = rendered.parts.get(openmetrics)
         if part is not None:
-            return rendered, part
+            return rendered, await self._with_plain(part, gzip)
         task = rendered.rendering.get(openmetrics)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             # None under way, or the last one failed: the next scrape tries again.
             assert rendered.view is not None  # only dropped once both parts are there
             task = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(_render, rendered.view, openmetrics)
+                asyncio.to_thread(_render, rendered.view, openmetrics, not gzip)
             )
             rendered.rendering[openmetrics] = task
         part = await asyncio.shield(task)
@@ -154,7 +165,15 @@ class Exposition:
         rendered.rendering.pop(openmetrics, None)
         if len(rendered.parts) == 2:
             rendered.view = None  # the snapshot's copy is needed no more
-        return rendered, part
+        return rendered, await self._with_plain(part, gzip)
+
+    @staticmethod
+    async def _with_plain(part: _Part, gzip: bool) -> _Part:
+        """The part, with its plain bytes inflated (once, in a worker thread) if the
+        scrape asks for them and they were not kept."""
+        if not gzip and part.plain is None:
+            part.plain = await asyncio.to_thread(part.inflated)
+        return part
 
     def _own_tail(
         self, rendered: _Rendered, part: _Part, *, openmetrics: bool, gzip: bool
@@ -174,11 +193,21 @@ class Exposition:
 
     async def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, bytes]:
         """The whole exposition in one format, as two pieces to send one after the other."""
-        rendered, part = await self._current(openmetrics)
+        rendered, part = await self._current(openmetrics, gzip)
         tail = self._own_tail(rendered, part, openmetrics=openmetrics, gzip=gzip)
         return part.head(gzip=gzip), tail
 
+    def prepare(self) -> None:
+        """Render now what Prometheus asks for (OpenMetrics, gzip), so that the first
+        scrape finds it: after a restore from `state.path`, before the first polls land
+        and compete with it. A failure is left for that scrape to meet again."""
+        task = asyncio.get_running_loop().create_task(self._current(openmetrics=True, gzip=True))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._preparing = task
+
     async def close(self) -> None:
+        if self._preparing is not None:
+            self._preparing.cancel()
         if self._rendered is not None:
             for task in self._rendered.rendering.values():
                 task.cancel()
