@@ -55,7 +55,24 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "exporter_version": __version__,
         "commit": _commit(),
+        "exporter_tree": _exporter_tree(),
     }
+
+
+def _exporter_tree() -> str:
+    """The exporter's code as git sees it: its tree at HEAD, and whether it has changes
+    (commits of the docs or the bench during a run change nothing measured)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD:exporter"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "exporter"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()[:12] + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _commit() -> str:
@@ -78,6 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per scrape cell")
     parser.add_argument("--only", choices=("scrape", "poll", "lean"), help="run one part only")
+    parser.add_argument(
+        "--every-group",
+        action="store_true",
+        help="also poll every endpoint group at 500 organisations (about 3 minutes more)",
+    )
     parser.add_argument(
         "--write-docs", action="store_true", help=f"rewrite the tables in {DOCS.relative_to(ROOT)}"
     )
@@ -148,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     plan = scrape.Plan(duration_seconds=args.duration)
     poll_plan = (
-        poll.PollPlan(orgs=(10, 100), latencies_seconds=(0.05,)) if args.quick else poll.PollPlan()
+        poll.PollPlan(orgs=(10, 100), latencies_seconds=(0.05,), httpx_orgs=(100,))
+        if args.quick
+        else poll.PollPlan()
     )
     lean_plan = (
         lean.LeanPlan(every_group_orgs=50, idle_seconds=5.0) if args.quick else lean.LeanPlan()
@@ -179,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "poll"):
             results["poll"] = poll.run(poll_plan, workdir)
         if args.only in (None, "lean"):
-            results["lean"] = lean.run(lean_plan, workdir)
+            results["lean"] = lean.run(lean_plan, workdir, every_groups=args.every_group)
     results["duration_seconds"] = time.monotonic() - started
     results["commit_at_end"] = _commit()
-    if results["commit_at_end"] != results["machine"]["commit"]:
+    results["exporter_tree_at_end"] = _exporter_tree()
+    if results["exporter_tree_at_end"] != results["machine"]["exporter_tree"]:
         print("bench: WARNING the exporter's code changed during the run", file=sys.stderr)
     results["targets"] = [t.__dict__ for t in report.targets(results)]
     results["scrape_ratios"] = report.scrape_ratios(results)

@@ -16,6 +16,7 @@ Roles:
   loadgen   the asyncio load generator of `bench.loadgen`
   imports   the exporter's modules imported, nothing running: the memory floor
   deps      the dependencies alone imported: the floor under that floor
+  replay    a bare aiohttp or httpx client sending the requests the demo recorded
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ async def _no_commands(command: Command) -> dict[str, Any]:
 
 
 async def run_demo(args: dict[str, Any]) -> None:
+    from aiohttp import web
+
     from exporter.demo.app import DemoAccount, DemoAPI
     from exporter.demo.faults import Fault, FaultPlan, PlanEntry
     from exporter.devin.table import ENDPOINTS
@@ -88,7 +91,18 @@ async def run_demo(args: dict[str, Any]) -> None:
         return entries
 
     api = DemoAPI(account, plan=FaultPlan(delays(float(args.get("delay_seconds", 0.0)))))
-    listener = await listen(api.app(), "127.0.0.1:0")
+    app = api.app()
+    # Between `record` and `recorded`: every request as sent, for a bare client to replay.
+    recording: list[list[str]] | None = None
+
+    @web.middleware
+    async def record(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        if recording is not None:
+            recording.append([request.headers.get("Authorization", ""), request.path_qs])
+        return await handler(request)
+
+    app.middlewares.insert(0, record)
+    listener = await listen(app, "127.0.0.1:0")
     try:
         # Throw-away keys of the demo API, sent to the parent over a pipe, never logged.
         emit(
@@ -102,6 +116,12 @@ async def run_demo(args: dict[str, Any]) -> None:
         )
 
         async def requests(command: Command) -> dict[str, Any]:
+            nonlocal recording
+            if command.get("cmd") == "record":
+                recording = []
+            if command.get("cmd") == "recorded":
+                recorded, recording = recording or [], None
+                return {"requests": recorded}
             if command.get("cmd") == "delay":
                 api.plan.clear()
                 for entry in delays(float(command["seconds"])):
@@ -227,6 +247,29 @@ async def run_static(args: dict[str, Any]) -> None:
         await listener.close()
 
 
+# --- replay ----------------------------------------------------------------------------
+
+
+async def run_replay(args: dict[str, Any]) -> None:
+    """A bare client (aiohttp, or httpx with its own pool) sending given requests, each
+    key under the exporter's rate and cap on requests in flight: the floor of a cycle."""
+    started = time.perf_counter()
+    from bench.replay import Replay
+
+    replay = Replay(args["client"], args["url"], args["rate"], args["concurrency"])
+    emit({"import_seconds": time.perf_counter() - started})
+
+    async def run(command: Command) -> dict[str, Any]:
+        if command.get("cmd") != "run":
+            return await _no_commands(command)
+        return (await replay.run([tuple(r) for r in command["requests"]])).__dict__
+
+    try:
+        await serve_commands(run)
+    finally:
+        await replay.close()
+
+
 # --- load generator --------------------------------------------------------------------
 
 
@@ -260,14 +303,17 @@ DEPENDENCIES = (
     "prometheus_client",
     "apscheduler.schedulers.asyncio",
     "yaml",
-    "tenacity",
     "aiolimiter",
+    "structlog",
 )
 
 
 async def run_deps(args: dict[str, Any]) -> None:
     import importlib
 
+    # As the exporter imports them: structlog without its console extras (exporter/__init__).
+    for extra in ("rich", "better_exceptions"):
+        sys.modules.setdefault(extra, None)  # type: ignore[arg-type]
     started = time.perf_counter()
     for module in DEPENDENCIES:
         importlib.import_module(module)
@@ -288,6 +334,7 @@ def main() -> None:
         "loadgen": run_loadgen,
         "imports": run_imports,
         "deps": run_deps,
+        "replay": run_replay,
     }
     asyncio.run(runners[role](args))
 

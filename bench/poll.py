@@ -8,7 +8,9 @@ whose every answer is delayed by the API latency, and measures:
 - one more cycle, `poller.poll_all()`, run back to back after the first one (the key's
   rate-limit bucket starts empty, as in a steady state where polls run back to back);
   unless the first cycle already took over twice the bound, which then stands for it;
-- the process's RSS after the first snapshot, after a few scrapes, and its peak.
+- the process's RSS after the first snapshot, after one scrape as Prometheus makes it
+  (OpenMetrics, gzip), after a scrape of every format besides, and its peak;
+- a bare client's replay of the same requests (bench/replay.py), the floor of both.
 
 Both are set beside the lower bound of a cycle, per API key (each key has its own rate
 limit and cap on requests in flight, `devin.requests_per_second` and
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import Child
-from bench.scrape import VARIANTS, exporter_settings, fetch
+from bench.scrape import VARIANTS, Variant, exporter_settings, fetch
+
+PROMETHEUS = Variant("openmetrics", True)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class PollPlan:
     # When the first cycle (start() to ready) takes over this many bounds (+5 s), it is
     # reported as the cycle and no second cycle is run: this keeps a slow exporter's run short.
     skip_second_cycle_over: float = 2.0
+    # Where a bare httpx client replays the cycle too (for its CPU per request).
+    httpx_orgs: tuple[int, ...] = (500,)
 
 
 def requests_per_key(orgs: int, windows: int) -> dict[str, int]:
@@ -60,10 +66,10 @@ def lower_bound_seconds(requests: int, rate: float, latency: float, concurrency:
 
 
 def run_cell(
-    demo: dict[str, Any], orgs: int, latency: float, plan: PollPlan, workdir: Path
+    demo: Child, orgs: int, latency: float, plan: PollPlan, workdir: Path
 ) -> dict[str, Any]:
     values = exporter_settings(
-        demo,
+        demo.hello,
         orgs,
         requests_per_second=plan.requests_per_second,
         max_concurrency=plan.max_concurrency,
@@ -73,9 +79,11 @@ def run_cell(
     rate, concurrency = plan.requests_per_second, plan.max_concurrency
     bound = max(lower_bound_seconds(n, rate, latency, concurrency) for n in per_key.values())
     total = sum(per_key.values())
+    demo.ask({"cmd": "record"})
     with Child("exporter", {"settings": values}, workdir, timeout=900) as exporter:
         hello = exporter.hello
         memory_ready = exporter.memory_kib()
+        recorded: list[list[str]] = demo.ask({"cmd": "recorded"})["requests"]
         first = hello["ready_at"] - hello["start_called_at"]
         if first > plan.skip_second_cycle_over * bound + 5:
             # Far off the bound already: a second cycle would add minutes and say nothing new.
@@ -85,9 +93,15 @@ def run_cell(
             cpu_before = exporter.cpu_seconds()
             cycle = {**exporter.ask({"cmd": "cycle"}, timeout=900), "kind": "second"}
             cycle_cpu = exporter.cpu_seconds() - cpu_before
+        # A scrape as Prometheus makes it (OpenMetrics, gzip), then every other variant.
+        fetch(f"{hello['url']}/metrics", PROMETHEUS.headers)
+        memory_scraped = exporter.memory_kib()
         for variant in VARIANTS:
             fetch(f"{hello['url']}/metrics", variant.headers)
         memory_after = exporter.memory_kib()
+    floors = replay_floors(
+        demo.hello["url"], recorded, plan, workdir, httpx=orgs in plan.httpx_orgs
+    )
     row = {
         "orgs": orgs,
         "windows": plan.windows,
@@ -114,18 +128,60 @@ def run_cell(
         "targets_down": max(hello["targets_down"], cycle["targets_down"]),
         "rss_kib_ready": memory_ready["VmRSS"],
         "hwm_kib_ready": memory_ready["VmHWM"],
+        "rss_kib_after_scrape": memory_scraped["VmRSS"],
         "rss_kib_after_scrapes": memory_after["VmRSS"],
         "hwm_kib": memory_after["VmHWM"],
+        "cycle_cpu_per_request_seconds": cycle_cpu / total if cycle_cpu is not None else None,
+        **floors,
     }
     print(
         f"poll {orgs:>4} orgs x {plan.windows} windows, {latency * 1000:.0f} ms: "
         f"bound {bound:.2f}s, start-up {row['startup_seconds']:.2f}s, "
         f"cycle {row['cycle_seconds']:.2f}s, down {row['targets_down']}, "
-        f"RSS {memory_after['VmRSS'] / 1024:.0f} MiB (peak {memory_after['VmHWM'] / 1024:.0f})",
+        f"RSS {memory_after['VmRSS'] / 1024:.0f} MiB (peak {memory_after['VmHWM'] / 1024:.0f}); "
+        f"bare aiohttp: first {floors['replay_first_from_exec_seconds']:.2f}s from exec, "
+        f"cycle {floors['replay_cycle_seconds']:.2f}s; CPU per request: exporter "
+        f"{_ms(row['cycle_cpu_per_request_seconds'])}, aiohttp "
+        f"{_ms(floors['aiohttp_cpu_per_request_seconds'])}, httpx "
+        f"{_ms(floors['httpx_cpu_per_request_seconds'])}",
         file=sys.stderr,
         flush=True,
     )
     return row
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f} ms"
+
+
+def replay_floors(
+    url: str, recorded: list[list[str]], plan: PollPlan, workdir: Path, *, httpx: bool
+) -> dict[str, Any]:
+    """A bare aiohttp client's replay of the exporter's first cycle, twice in a row (from
+    exec of its process to the end of the first; the second alone, as the cycle's floor),
+    and with `httpx` one replay by a bare httpx client; CPU per request of each."""
+    args = {"url": url, "rate": plan.requests_per_second, "concurrency": plan.max_concurrency}
+    with Child("replay", {**args, "client": "aiohttp"}, workdir, timeout=900) as replay:
+        first = replay.ask({"cmd": "run", "requests": recorded}, timeout=900)
+        second = replay.ask({"cmd": "run", "requests": recorded}, timeout=900)
+        spawned_at = replay.spawned_at
+    found: dict[str, Any] = {
+        "replay_requests": len(recorded),
+        "replay_errors": first["errors"] + second["errors"],
+        "replay_first_from_exec_seconds": first["ended_at"] - spawned_at,
+        "replay_first_seconds": first["seconds"],
+        "replay_cycle_seconds": second["seconds"],
+        "aiohttp_cpu_per_request_seconds": second["cpu_seconds"] / max(1, len(recorded)),
+        "httpx_cpu_per_request_seconds": None,
+        "httpx_replay_seconds": None,
+    }
+    if httpx:
+        with Child("replay", {**args, "client": "httpx"}, workdir, timeout=900) as replay:
+            ran = replay.ask({"cmd": "run", "requests": recorded}, timeout=900)
+        found["httpx_cpu_per_request_seconds"] = ran["cpu_seconds"] / max(1, len(recorded))
+        found["httpx_replay_seconds"] = ran["seconds"]
+        found["replay_errors"] += ran["errors"]
+    return found
 
 
 def run(plan: PollPlan, workdir: Path) -> list[dict[str, Any]]:
@@ -134,5 +190,5 @@ def run(plan: PollPlan, workdir: Path) -> list[dict[str, Any]]:
         args = {"orgs": max(plan.orgs), "delay_seconds": latency}
         with Child("demo", args, workdir) as demo:
             for orgs in plan.orgs:
-                rows.append(run_cell(demo.hello, orgs, latency, plan, workdir))
+                rows.append(run_cell(demo, orgs, latency, plan, workdir))
     return rows

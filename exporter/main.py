@@ -31,6 +31,7 @@ from exporter.config import (
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.ratelimit import KeyGates, key_digest
 from exporter.devin.table import ENDPOINTS
+from exporter.devin.transport import AiohttpTransport
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
@@ -70,7 +71,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         headers={"User-Agent": f"devin-exporter/{__version__}"},
         # Each key has its own cap on requests in flight; the pool must not be tighter,
         # or one key's slow requests would starve the others.
-        limits=httpx.Limits(max_connections=max(1, len(keys)) * settings.devin.max_concurrency),
+        transport=AiohttpTransport(
+            max_connections=max(1, len(keys)) * settings.devin.max_concurrency
+        ),
     )
 
 
@@ -382,8 +385,10 @@ async def start(
     """Build, schedule the polls, and serve HTTP; `Runtime.close()` undoes it."""
     runtime = build(settings, http, clock=clock)
     if runtime.state is not None:
-        # Before the first poll is scheduled: the old values are served while it runs.
+        # Before the first poll is scheduled: the old values are served while it runs,
+        # rendered at once for the first scrape.
         runtime.state.restore()
+        runtime.exposition.prepare()
     scheduler = AsyncIOScheduler(timezone="UTC")
     runtime.poller.schedule(scheduler)
     schedule_discovery(scheduler, runtime)

@@ -45,7 +45,9 @@ def _with_known_keys(counts: dict[str, int], known: tuple[str, ...]) -> dict[str
 class _Response(BaseModel):
     # Strict: a count that arrives as "12" or true is not the documented shape.
     # Unknown top-level fields are ignored so that the API may grow.
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, strict=True, allow_inf_nan=False, defer_build=True
+    )
 
     # Fields the contract requires but that are read as optional: a null or absent one
     # drops only its own series (and is counted), never the whole answer.

@@ -155,6 +155,7 @@ class Poller:
         self._instruments = instruments
         self._clock = clock
         self.targets: list[Target] = []
+        self._target_set: frozenset[Target] = frozenset()
         self.windows: list[Window] = []
         self.billing_cycle: BillingCycle | None = None  # Devin's current cycle, once polled
         # billing.cycle_start_day: the cycle when Devin's is not (or not yet) known.
@@ -223,6 +224,7 @@ class Poller:
         removed = [t for t in self.targets if t not in by_id]
         new_windows = labels - {w.label for w in self.windows}
         self.targets, self.windows = targets, windows
+        self._target_set = frozenset(targets)
         self._instruments.forget((t.endpoint, t.org) for t in removed)
         self._instruments.start_at_zero((t.endpoint, t.org) for t in targets)
         if self._scheduler is not None:
@@ -260,7 +262,7 @@ class Poller:
         the exporter out of a load balancer.
         """
         # Not with no targets at all: discovery may not have found any yet.
-        self._ready = self._ready or (bool(self.targets) and self._polled >= set(self.targets))
+        self._ready = self._ready or (bool(self.targets) and self._polled >= self._target_set)
         return self._ready
 
     def up(self, target: Target) -> bool:
@@ -469,8 +471,9 @@ class Poller:
         if sync is not None:
             sync.remember(completed)
 
-    def _current_targets(self) -> set[Target]:
-        return set(self.targets)
+    def _current_targets(self) -> frozenset[Target]:
+        # Kept by reconfigure: a set built per poll made a cycle quadratic in targets.
+        return self._target_set
 
     def _record(
         self, target: Target, window: Window, outcome: Value | DevinAPIError, now: float

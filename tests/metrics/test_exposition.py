@@ -107,10 +107,10 @@ async def test_polls_landing_during_every_render_do_not_hold_a_scrape(
     await poller.poll_all()
     renders: list[int] = []
 
-    def churning(view: View) -> Any:
+    def churning(view: View, openmetrics: bool, keep_plain: bool) -> Any:
         renders.append(view.snapshot.version)
         poller.version += 1  # a poll lands while this renders, as under a busy poller
-        return render(view)
+        return render(view, openmetrics, keep_plain)
 
     monkeypatch.setattr(exposition_module, "_render", churning)
     raw = await asyncio.wait_for(body(exposition, openmetrics=False, gzip=False), timeout=30)
@@ -118,3 +118,54 @@ async def test_polls_landing_during_every_render_do_not_hold_a_scrape(
     assert 1 == len(renders)  # the snapshot the scrape found, rendered once
     await body(exposition, openmetrics=False, gzip=False)
     assert 2 == len(renders)  # the next scrape shows what landed meanwhile
+
+
+async def test_only_the_format_a_scrape_asks_for_is_rendered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Prometheus server asks for one format: the other is never rendered nor held."""
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    formats: list[bool] = []
+
+    def counting(view: View, openmetrics: bool, keep_plain: bool) -> Any:
+        formats.append(openmetrics)
+        return render(view, openmetrics, keep_plain)
+
+    monkeypatch.setattr(exposition_module, "_render", counting)
+    for zipped in (True, False, True):
+        await body(exposition, openmetrics=True, gzip=zipped)
+    assert [True] == formats
+    text = await body(exposition, openmetrics=False, gzip=False)
+    assert [True, False] == formats  # from the same snapshot, rendered when first asked
+    assert b"devin_sessions_created{" in text
+
+
+async def test_a_failed_render_is_tried_again_by_the_next_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    failures = [MemoryError()]
+
+    def failing_once(view: View, openmetrics: bool, keep_plain: bool) -> Any:
+        if failures:
+            raise failures.pop()
+        return render(view, openmetrics, keep_plain)
+
+    monkeypatch.setattr(exposition_module, "_render", failing_once)
+    with pytest.raises(MemoryError):
+        await body(exposition, openmetrics=False, gzip=False)
+    assert b"devin_sessions_created{" in await body(exposition, openmetrics=False, gzip=False)
+
+
+async def test_a_gzip_scrape_keeps_no_plain_body_and_a_plain_one_gets_the_same_bytes() -> None:
+    exposition, _, _ = make_exposition()
+    await exposition._poller.poll_all()
+    zipped = await body(exposition, openmetrics=True, gzip=True)
+    rendered = exposition._rendered
+    assert rendered is not None
+    assert None is rendered.parts[True].plain
+    plain = await body(exposition, openmetrics=True, gzip=False)
+    assert gzip.decompress(zipped) == plain
+    assert rendered is exposition._rendered  # inflated from the same rendering
