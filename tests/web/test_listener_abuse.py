@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from exporter.logs import RateLimitedLog
-from exporter.web.listener import Listener, ServerLimits, _State, listen
+from exporter.web.listener import Listener, ServerLimits, _AiohttpLog, _State, listen
 
 # A child process that keeps `count` connections abusing the server on `port`:
 #   loris: sends a request line and one header, then one more header line a second,
@@ -479,6 +479,20 @@ def test_rate_limited_log_lets_one_line_of_a_kind_through_per_interval() -> None
         ("bad", "warning", "a", None, 5),
         ("bad", "warning", "a", None, 1),
     ] == [fields(e, "event", "log_level", "reason", "peer", "suppressed") for e in logs]
+
+
+def test_aiohttp_lines_at_any_level_are_written_at_the_standard_level_below() -> None:
+    """The standard library takes any number as a level; structlog names DEBUG to CRITICAL."""
+    adapter = _AiohttpLog(RateLimitedLog(structlog.get_logger("tests.aiohttp"), clock=Clock()))
+    with capture_logs() as logs:
+        for level, message in [(5, "a"), (25, "b"), (logging.ERROR, "c"), (99, "d")]:
+            adapter.log(level, message)
+    assert [
+        ("http_server_message", "debug", "a"),
+        ("http_server_message", "info", "b"),
+        ("http_server_message", "error", "c"),
+        ("http_server_message", "critical", "d"),
+    ] == [fields(e, "event", "log_level", "reason") for e in logs]
 
 
 async def test_the_guard_stands_on_documented_aiohttp_ground_only() -> None:
