@@ -37,7 +37,7 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict on the package
+typecheck: $(STAMP) ## mypy --strict on the package and the tests' fakes (pyproject [tool.mypy] files)
 	$(BIN)/mypy
 
 pytest: $(STAMP) ## The pytest suite (unit and end-to-end), a test file per worker, a worker per core

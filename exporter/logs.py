@@ -101,12 +101,13 @@ class RateLimitedLog:
     only counted, and the first line after the interval carries `suppressed=N`. A client
     that sends a thousand bad requests a second thus costs one line per kind per interval.
     Reasons must come from a small fixed set (exception classes, errno names), never from
-    what a client sent: each one is remembered.
+    what a client sent: each one is remembered. `logger` is a structlog logger
+    (`structlog.get_logger(name)`); `level` is a standard level number (`logging.WARNING`).
     """
 
     def __init__(
         self,
-        logger: logging.Logger,
+        logger: structlog.stdlib.BoundLogger,
         *,
         interval_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -153,5 +154,7 @@ class RateLimitedLog:
         exc_info: BaseException | None,
         fields: dict[str, object],
     ) -> None:
-        extra = {"reason": reason, **{k: v for k, v in fields.items() if v is not None}}
-        self._logger.log(level, event, exc_info=exc_info, extra=extra)
+        present = {k: v for k, v in fields.items() if v is not None}
+        if exc_info is not None:
+            present["exc_info"] = exc_info
+        self._logger.log(level, event, reason=reason, **present)

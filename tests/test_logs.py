@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from exporter.logs import configure_logging
+from exporter.logs import RateLimitedLog, configure_logging
 
 KEY = "cog_LogTestKey0123456789abcdefgh"
 
@@ -51,3 +52,34 @@ def test_json_lines_are_redacted_too(stream: io.StringIO) -> None:
     structlog.get_logger("test").info("event", peer=KEY)
 
     assert '"peer": "<redacted>"' in stream.getvalue()
+
+
+def test_rate_limited_lines_are_written_in_the_same_format_and_redacted(
+    stream: io.StringIO,
+) -> None:
+    """RateLimitedLog writes through structlog: configure_logging's level, format and
+    redaction apply to its lines, the count held back and the traceback included."""
+    configure_logging("info", "logfmt", stream, secrets=[KEY])
+    limited = RateLimitedLog(structlog.get_logger("exporter.web.listener"), clock=lambda: 0.0)
+
+    for _ in range(2):
+        limited.log(logging.WARNING, "http_request_rejected", reason="header_timeout", peer=KEY)
+    limited.log(logging.DEBUG, "http_client_disconnected", reason="ConnectionResetError")
+    try:
+        fail_with_the_key()
+    except ValueError as exc:
+        limited.log(logging.ERROR, "http_handler_failed", reason="ValueError", exc_info=exc)
+    limited.flush()
+
+    text = stream.getvalue()
+    lines = [re.sub(r"^ts=\S+ ", "", line) for line in text.splitlines()]
+    first, failed_with_traceback, flushed = lines  # the debug line is below the level
+    failed, traceback = failed_with_traceback.split(" exception=", 1)
+    assert [
+        "level=warning event=http_request_rejected reason=header_timeout peer=<redacted>",
+        "level=error event=http_handler_failed reason=ValueError",
+        "level=warning event=http_request_rejected reason=header_timeout suppressed=1",
+    ] == [first, failed, flushed]
+    assert traceback.startswith('"Traceback (most recent call last)')
+    assert "ValueError: token <redacted>" in traceback
+    assert not any(KEY[i : i + 8] in text for i in range(len(KEY) - 7))

@@ -6,7 +6,6 @@ import asyncio
 import enum
 import hashlib
 import hmac
-import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -14,10 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import bcrypt
+import structlog
 from aiohttp import BasicAuth
 from pydantic import SecretStr
 
-logger = logging.getLogger("exporter.web.basic_auth")
+log = structlog.get_logger("exporter.web.basic_auth")
 
 _DECOY_PASSWORD = b"decoy password for unknown users"
 _BCRYPT_MAX_PASSWORD_BYTES = 72  # bcrypt refuses longer passwords
@@ -213,14 +213,12 @@ class BasicAuthChecker:
         now = self._clock()
         if now >= self._next_refusal_log:
             self._next_refusal_log = now + self._limits.refusal_log_interval_seconds
-            logger.warning(
+            log.warning(
                 "basic_auth_refused",
-                extra={
-                    "reason": verdict.name.lower(),
-                    "client": client,
-                    "throttled": self._refused[Verdict.THROTTLED],
-                    "busy": self._refused[Verdict.BUSY],
-                },
+                reason=verdict.name.lower(),
+                client=client,
+                throttled=self._refused[Verdict.THROTTLED],
+                busy=self._refused[Verdict.BUSY],
             )
             self._refused = dict.fromkeys(self._refused, 0)
         return verdict

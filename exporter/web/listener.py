@@ -28,13 +28,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
 
+import structlog
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
 from exporter.config import parse_listen_address
 from exporter.logs import RateLimitedLog
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("exporter.web.listener")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -556,7 +557,12 @@ class _Guard:
 
 
 class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's server log, rate-limited: a malformed request is one line, no traceback."""
+    """aiohttp's server log, rate-limited: a malformed request is one line, no traceback.
+
+    aiohttp takes a standard-library logger, so this adapter stands in for its own
+    (`aiohttp.server`); what it writes goes out as our events, through the
+    `RateLimitedLog`'s structlog logger.
+    """
 
     def __init__(self, limited: RateLimitedLog) -> None:
         super().__init__(logging.getLogger("aiohttp.server"), {})
@@ -565,6 +571,7 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
     def log(
         self, level: int, msg: object, *args: object, exc_info: object = None, **kwargs: object
     ) -> None:
+        level = _standard_level(level)
         exc = exc_info if isinstance(exc_info, BaseException) else None
         if exc_info is True:
             exc = sys.exc_info()[1]
@@ -591,6 +598,12 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
             )
         else:
             self._limited.log(level, "http_server_message", reason=str(msg)[:60])
+
+
+def _standard_level(level: int) -> int:
+    """The standard level at or below `level` (DEBUG to CRITICAL): structlog knows those
+    only, and the standard library let a library log at any number."""
+    return max(logging.DEBUG, min(logging.CRITICAL, level - level % 10))
 
 
 @dataclass

@@ -8,7 +8,6 @@ logged as `web_config_reload_failed`.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import ssl
@@ -18,6 +17,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 import bcrypt
+import structlog
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
@@ -31,7 +31,7 @@ from exporter.web.basic_auth import (
 from exporter.web.tls import check_same_listener, server_context
 from exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
 
-logger = logging.getLogger("exporter.web.security")
+log = structlog.get_logger("exporter.web.security")
 
 REALM = "devin-exporter"
 DEFAULT_UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
@@ -130,7 +130,7 @@ class WebSecurity:
         # check; if the new file names other files, that check reloads once more.
         self._fingerprint = fingerprint
         self._last_failure = ""
-        logger.info("web_config_reloaded", extra={"path": str(self._path)})
+        log.info("web_config_reloaded", path=str(self._path))
         return True
 
     def _report_failure(self, error: WebConfigError) -> None:
@@ -139,14 +139,12 @@ class WebSecurity:
             return
         self._last_failure = str(error)
         # key and reason come from WebConfigError: redacted, never a password or hash.
-        logger.error(
+        log.error(
             "web_config_reload_failed",
-            extra={
-                "path": str(self._path),
-                "key": error.key,
-                "reason": error.reason,
-                "kept": "previous config",
-            },
+            path=str(self._path),
+            key=error.key,
+            reason=error.reason,
+            kept="previous config",
         )
 
     @web.middleware

@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, SecretStr
+from fakes import Item
+from pydantic import SecretStr
 
 from exporter.backfill.buckets import BucketCache
 from exporter.devin.client import DevinAPIError
-from exporter.devin.models import ActiveUsersSeries, DailyConsumption
+from exporter.devin.models import ActiveUsersSeries, CursorPage, DailyConsumption, OffsetPage
 from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.windows import DAY_SECONDS, day_start
 
@@ -57,8 +58,15 @@ class Recorder:
             )
         return {"passed": True}
 
-    async def pages(self, *args: Any, **kwargs: Any) -> list[BaseModel]:
-        raise NotImplementedError
+    async def pages(
+        self,
+        endpoint: Endpoint[CursorPage[Item]] | Endpoint[OffsetPage[Item]],
+        key: SecretStr,
+        *,
+        page_size: int = 100,
+        call: Call | None = None,
+    ) -> list[Item]:
+        raise NotImplementedError(endpoint.name)
 
 
 async def test_the_first_request_is_widened_to_the_end_of_the_range_and_asked_once() -> None:

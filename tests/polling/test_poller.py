@@ -12,13 +12,19 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from exporter.devin.client import DevinAPIError
-from exporter.devin.models import BillingCycle
+from exporter.devin.models import BillingCycle, EnterpriseSessions, SessionMetrics
 from exporter.devin.table import Call, Endpoint
 from exporter.metrics.instruments import Instruments
 from exporter.polling import poller as poller_module
-from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS, Poller
+from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS, Poller, Sample
 from exporter.polling.targets import Target
 from exporter.windows import Window
+
+
+def created(sample: Sample) -> int | None:
+    """The sessions created that a v3 sessions sample holds."""
+    assert isinstance(sample.value, SessionMetrics)
+    return sample.value.sessions_created_count
 
 
 async def test_a_success_stores_every_window_with_its_time() -> None:
@@ -26,8 +32,7 @@ async def test_a_success_stores_every_window_with_its_time() -> None:
     poller = make_poller(api, clock, target("org-a"))
     await poller.poll_all()
     assert {("org-a", "1h"): 3600, ("org-a", "24h"): 86400} == {
-        (t.org, w): s.value.sessions_created_count  # type: ignore[union-attr]
-        for (t, w), s in poller.samples.items()
+        (t.org, w): created(s) for (t, w), s in poller.samples.items()
     }
     assert poller.up(target("org-a"))
     assert poller.ready
@@ -148,7 +153,9 @@ async def test_enterprise_targets_are_polled_with_org_filters() -> None:
     enterprise = Target("v2_enterprise_sessions", "", SecretStr("apk_user_x"))
     poller = make_poller(api, clock, enterprise)
     await poller.poll_all()
-    assert 7 == poller.samples[enterprise, "1h"].value.sessions_count  # type: ignore[union-attr]
+    value = poller.samples[enterprise, "1h"].value
+    assert isinstance(value, EnterpriseSessions)
+    assert 7 == value.sessions_count
 
 
 class OneSlowOrg(FakeDevin):
@@ -192,7 +199,7 @@ class CycleDevin(FakeDevin):
 
     async def pages(self, endpoint: Endpoint[Any], key: SecretStr, **_: Any) -> list[Any]:
         await self.cycles.wait()
-        return [BillingCycle(after=CYCLE_START, before=int(NOW) + 86400)]  # type: ignore[call-arg]
+        return [BillingCycle(after=CYCLE_START, before=int(NOW) + 86400)]
 
 
 CYCLE_START = int(NOW) - 10 * 86400

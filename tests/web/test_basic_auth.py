@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
-import pytest
+from structlog.testing import capture_logs
 
 from exporter.web.basic_auth import BasicAuthLimits
 from exporter.web.security import WebSecurity
@@ -26,6 +26,7 @@ from .test_security import (
     BOB_PASSWORD,
     USERS_ALICE,
     USERS_ALICE_BOB,
+    logged,
     security_for,
     serve,
     write_config,
@@ -184,7 +185,7 @@ async def test_repeated_wrong_password_is_checked_by_bcrypt_once_among_a_flood(
 
 
 async def test_checks_beyond_the_queue_get_503_without_bcrypt_and_cached_ones_pass(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
 ) -> None:
     """1 worker and 2 queue places: of 10 new wrong passwords, 3 are checked, 7 refused.
 
@@ -200,7 +201,7 @@ async def test_checks_beyond_the_queue_get_503_without_bcrypt_and_cached_ones_pa
         assert 200 == await scrape(url, ALICE)
         checkpw.gate.clear()
         try:
-            with caplog.at_level(logging.WARNING, logger="exporter.web.basic_auth"):
+            with capture_logs() as logs:
                 sent = [asyncio.create_task(request(url, "alice", password)) for password in wrong]
                 await eventually(lambda: sum(task.done() for task in sent) == 7)
                 refused = [task.result() for task in sent if task.done()]
@@ -214,9 +215,9 @@ async def test_checks_beyond_the_queue_get_503_without_bcrypt_and_cached_ones_pa
     assert (200, 503) == (alice_during, bob_during)
     assert 3 == sum(checkpw.calls_for(password) for password in wrong)
     assert 0 == checkpw.calls_for(BOB_PASSWORD)
-    [record] = caplog.records  # one line per interval, however many were refused
-    assert ("basic_auth_refused", "busy") == (record.getMessage(), vars(record)["reason"])
-    assert "wrong-password" not in caplog.text + repr(vars(record))
+    [refusal] = logged(logs, logging.WARNING)  # one line per interval, however many refused
+    assert ("basic_auth_refused", "busy") == (refusal["event"], refusal["reason"])
+    assert "wrong-password" not in repr(logs)
 
 
 async def test_a_client_out_of_failure_budget_gets_429_without_bcrypt(tmp_path: Path) -> None:

@@ -21,12 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 import trustme
 from aiohttp import web
 from conftest import Clock, wait_until
+from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from exporter.logs import RateLimitedLog
-from exporter.web.listener import Listener, ServerLimits, _State, listen
+from exporter.web.listener import Listener, ServerLimits, _AiohttpLog, _State, listen
 
 # A child process that keeps `count` connections abusing the server on `port`:
 #   loris: sends a request line and one header, then one more header line a second,
@@ -238,12 +241,22 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-def records(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.getMessage() == event]
+def events(logs: list[EventDict], event: str) -> list[EventDict]:
+    """The captured lines (`structlog.testing.capture_logs`) of one event."""
+    return [entry for entry in logs if entry["event"] == event]
 
 
-def fields(record: logging.LogRecord, *names: str) -> tuple[Any, ...]:
-    return tuple(getattr(record, name, None) for name in names)
+def fields(entry: EventDict, *names: str) -> tuple[Any, ...]:
+    return tuple(entry.get(name) for name in names)
+
+
+def tracebacks(logs: list[EventDict], records: list[logging.LogRecord]) -> list[object]:
+    """The lines with a traceback: ours (`logs`) and the standard library's loggers'
+    (`records`: asyncio's, aiohttp's own)."""
+    return [
+        *(entry for entry in logs if entry.get("exc_info")),
+        *(record for record in records if record.exc_info),
+    ]
 
 
 # --- deadlines -------------------------------------------------------------------------
@@ -299,19 +312,19 @@ async def test_the_header_deadline_does_not_cut_a_kept_alive_connection_between_
     assert (200, 200) == (status_of(first), status_of(second))
 
 
-async def test_over_tls_a_stalled_handshake_is_cut_and_stalled_headers_get_408(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_over_tls_a_stalled_handshake_is_cut_and_stalled_headers_get_408() -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     limits = ServerLimits(header_timeout_seconds=0.3)
-    listener = await listen(hello_app(), "127.0.0.1:0", ssl_context=server_context, limits=limits)
-    try:
-        async with clients() as opened:
-            with caplog.at_level(logging.WARNING, logger="exporter.web.listener"):
+    with capture_logs() as logs:  # to the close, which logs the counts held back
+        listener = await listen(
+            hello_app(), "127.0.0.1:0", ssl_context=server_context, limits=limits
+        )
+        try:
+            async with clients() as opened:
                 no_handshake = await Client.connect(listener.port)  # TCP, never a ClientHello
                 opened.append(no_handshake)
                 reader, writer = await asyncio.open_connection(
@@ -320,29 +333,28 @@ async def test_over_tls_a_stalled_handshake_is_cut_and_stalled_headers_get_408(
                 opened.append(stalled := Client(reader, writer))
                 writer.write(STALLED)
                 answers = (await no_handshake.answer(), await stalled.answer())
-            async with httpx.AsyncClient(verify=client_context, timeout=10) as http:
-                fresh = await http.get(f"{listener.url}/")
-    finally:
-        await listener.close()
+                async with httpx.AsyncClient(verify=client_context, timeout=10) as http:
+                    fresh = await http.get(f"{listener.url}/")
+        finally:
+            await listener.close()
     assert (b"", 408) == (answers[0], status_of(answers[1]))
     assert 200 == fresh.status_code
-    assert [("tls_handshake_timeout", None), ("header_timeout", 408)] == [
-        fields(r, "reason", "status") for r in records(caplog, "http_request_rejected")
-    ]
+    assert [
+        ("warning", "tls_handshake_timeout", None),
+        ("warning", "header_timeout", 408),
+    ] == [fields(e, "log_level", "reason", "status") for e in events(logs, "http_request_rejected")]
 
 
 # --- the cap ---------------------------------------------------------------------------
 
 
-async def test_past_the_cap_the_oldest_stalled_connections_are_shed_first(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async with serving(ServerLimits(max_connections=8)) as listener, clients() as opened:
-        for _ in range(8):
-            opened.append(await Client.connect(listener.port, STALLED))
-            # One at a time, so that the server's order of arrival is ours.
-            await wait_until(lambda: len(opened) == listener.open_connections)
-        with caplog.at_level(logging.WARNING, logger="exporter.web.listener"):
+async def test_past_the_cap_the_oldest_stalled_connections_are_shed_first() -> None:
+    with capture_logs() as logs:  # to the close, which logs the counts held back
+        async with serving(ServerLimits(max_connections=8)) as listener, clients() as opened:
+            for _ in range(8):
+                opened.append(await Client.connect(listener.port, STALLED))
+                # One at a time, so that the server's order of arrival is ours.
+                await wait_until(lambda: len(opened) == listener.open_connections)
             for _ in range(3):
                 opened.append(await Client.connect(listener.port, STALLED))
             shed = [status_of(await client.answer()) for client in opened[:3]]
@@ -354,9 +366,10 @@ async def test_past_the_cap_the_oldest_stalled_connections_are_shed_first(
     assert (200, 408) == (fresh.status_code, fourth)
     assert 8 >= after
     # One line when it starts; the three more sheds are counted, and told at the close.
-    lines = records(caplog, "http_connection_shed")
-    assert [("stalled", 9, 8, None), ("stalled", None, None, 3)] == [
-        fields(r, "reason", "connections", "max_connections", "suppressed") for r in lines
+    lines = events(logs, "http_connection_shed")
+    assert [("warning", "stalled", 9, 8, None), ("warning", "stalled", None, None, 3)] == [
+        fields(e, "log_level", "reason", "connections", "max_connections", "suppressed")
+        for e in lines
     ]
 
 
@@ -416,25 +429,28 @@ async def test_out_of_file_descriptors_accept_backs_off_and_logs_once(
         abusing(listener.port, 60, "loris") as abuser,
         httpx.AsyncClient(timeout=10) as http,
     ):
-        with caplog.at_level(logging.WARNING), file_descriptor_budget(16):
-            await abuser.go()
-            await wait_until(lambda: bool(records(caplog, "http_accept_failed")))
-            # A window for a spinning accept loop to show itself (asyncio's logs
-            # thousands of tracebacks a second here).
-            await asyncio.sleep(1.5)
-        stats = await abuser.stop()
-        after = await http.get(f"{listener.url}/")
-        during = list(caplog.records)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
+        with capture_logs() as logs:
+            with caplog.at_level(logging.WARNING), file_descriptor_budget(16):
+                await abuser.go()
+                await wait_until(lambda: bool(events(logs, "http_accept_failed")))
+                # A window for a spinning accept loop to show itself (asyncio's logs
+                # thousands of tracebacks a second here).
+                await asyncio.sleep(1.5)
+            stats = await abuser.stop()
+            after = await http.get(f"{listener.url}/")
+        records = list(caplog.records)  # the standard library's: asyncio's, aiohttp's
+        with capture_logs() as at_close:
             await listener.close()  # flushes the counts held back
-    accept_failed = [r for r in during if r.getMessage() == "http_accept_failed"]
-    assert [("EMFILE", None)] == [fields(r, "reason", "suppressed") for r in accept_failed]
-    assert [] == [r for r in during if r.name.startswith("asyncio") or r.exc_info]
-    flushed = records(caplog, "http_accept_failed")
+    accept_failed = events(logs, "http_accept_failed")
+    assert [("warning", "EMFILE", None)] == [
+        fields(e, "log_level", "reason", "suppressed") for e in accept_failed
+    ]
+    assert [] == [r for r in records if r.name.startswith("asyncio")]
+    assert [] == tracebacks(logs, records)
+    flushed = events(at_close, "http_accept_failed")
     # About one attempt per backoff (0.5 s); a spinning loop would try thousands of times.
     assert len(flushed) <= 1
-    assert all(0 < r.suppressed <= 20 for r in flushed)  # type: ignore[attr-defined]
+    assert all(0 < e["suppressed"] <= 20 for e in flushed)
     assert stats["opened"] >= 60
     assert 200 == after.status_code
 
@@ -442,12 +458,12 @@ async def test_out_of_file_descriptors_accept_backs_off_and_logs_once(
 # --- the rate-limited log --------------------------------------------------------------
 
 
-def test_rate_limited_log_lets_one_line_of_a_kind_through_per_interval(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_rate_limited_log_lets_one_line_of_a_kind_through_per_interval() -> None:
     clock = Clock(now=0.0)
-    limited = RateLimitedLog(logging.getLogger("tests.limited"), interval_seconds=10, clock=clock)
-    with caplog.at_level(logging.INFO, logger="tests.limited"):
+    limited = RateLimitedLog(
+        structlog.get_logger("tests.limited"), interval_seconds=10, clock=clock
+    )
+    with capture_logs() as logs:
         sent = [limited.log(logging.WARNING, "bad", reason="a", peer="p") for _ in range(5)]
         sent.append(limited.log(logging.WARNING, "bad", reason="b"))
         clock.now = 9.9
@@ -458,11 +474,25 @@ def test_rate_limited_log_lets_one_line_of_a_kind_through_per_interval(
         limited.flush()
     assert [True, False, False, False, False, True, False, True, False] == sent
     assert [
-        ("bad", "a", "p", None),
-        ("bad", "b", None, None),
-        ("bad", "a", None, 5),
-        ("bad", "a", None, 1),
-    ] == [(r.getMessage(), *fields(r, "reason", "peer", "suppressed")) for r in caplog.records]
+        ("bad", "warning", "a", "p", None),
+        ("bad", "warning", "b", None, None),
+        ("bad", "warning", "a", None, 5),
+        ("bad", "warning", "a", None, 1),
+    ] == [fields(e, "event", "log_level", "reason", "peer", "suppressed") for e in logs]
+
+
+def test_aiohttp_lines_at_any_level_are_written_at_the_standard_level_below() -> None:
+    """The standard library takes any number as a level; structlog names DEBUG to CRITICAL."""
+    adapter = _AiohttpLog(RateLimitedLog(structlog.get_logger("tests.aiohttp"), clock=Clock()))
+    with capture_logs() as logs:
+        for level, message in [(5, "a"), (25, "b"), (logging.ERROR, "c"), (99, "d")]:
+            adapter.log(level, message)
+    assert [
+        ("http_server_message", "debug", "a"),
+        ("http_server_message", "info", "b"),
+        ("http_server_message", "error", "c"),
+        ("http_server_message", "critical", "d"),
+    ] == [fields(e, "event", "log_level", "reason") for e in logs]
 
 
 async def test_the_guard_stands_on_documented_aiohttp_ground_only() -> None:

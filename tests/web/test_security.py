@@ -21,6 +21,8 @@ import httpx
 import pytest
 import trustme
 from aiohttp import web
+from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from exporter.web.basic_auth import DEFAULT_AUTH_LIMITS, BasicAuthLimits
 from exporter.web.security import DEFAULT_UNAUTHENTICATED_PATHS, WebSecurity
@@ -96,6 +98,13 @@ def replace_file(path: Path, data: bytes) -> Path:
 
 def write_config(path: Path, text: str) -> Path:
     return replace_file(path, text.encode())
+
+
+def logged(logs: list[EventDict], level: int) -> list[EventDict]:
+    """The captured lines (`structlog.testing.capture_logs`) at `level` (`logging.ERROR`)
+    or above: what a handler at that level would write."""
+    levels = logging.getLevelNamesMapping()
+    return [entry for entry in logs if levels[entry["log_level"].upper()] >= level]
 
 
 def client_context(
@@ -267,21 +276,22 @@ async def test_rotated_certificate_reaches_new_connections_that_send_no_sni(
 
 
 async def test_half_rotated_certificate_keeps_the_old_one_until_the_key_arrives(
-    web_dir: Path, ca: trustme.CA, caplog: pytest.LogCaptureFixture
+    web_dir: Path, ca: trustme.CA
 ) -> None:
     original = (web_dir / "tls.crt").read_bytes()
     security = security_for(write_config(web_dir / "web.yml", TLS_FILES))
     renewed = ca.issue_cert("127.0.0.1")
     async with serve(security) as url:
         replace_file(web_dir / "tls.crt", renewed.cert_chain_pems[0].bytes())
-        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
+        with capture_logs() as logs:
             during = await peer_certificate(url, client_context(ca))
         replace_file(web_dir / "tls.key", renewed.private_key_pem.bytes())
         after = await peer_certificate(url, client_context(ca))
     assert during == ssl.PEM_cert_to_DER_cert(original.decode())
     assert after == der(renewed)
-    assert "web_config_reload_failed" == caplog.records[0].getMessage()
-    assert "tls_server_config.cert_file" == vars(caplog.records[0])["key"]
+    failed = logged(logs, logging.ERROR)[0]
+    assert "web_config_reload_failed" == failed["event"]
+    assert "tls_server_config.cert_file" == failed["key"]
 
 
 async def test_rotated_client_ca_applies_to_new_connections(web_dir: Path, ca: trustme.CA) -> None:
@@ -432,25 +442,21 @@ async def test_reload_picks_up_a_new_user_on_the_next_request(tmp_path: Path) ->
         assert (await get(f"{url}/metrics", auth=("bob", BOB_PASSWORD))).status_code == 200
 
 
-async def test_invalid_new_file_keeps_the_old_config_and_logs_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_invalid_new_file_keeps_the_old_config_and_logs_once(tmp_path: Path) -> None:
     path = write_config(tmp_path / "web.yml", USERS_ALICE)
     security = security_for(path)
     broken = f"basic_auth_users:\n  bob: {BOB_PASSWORD}\n"  # a password where a hash belongs
     async with serve(security) as url:
         write_config(path, broken)
-        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
+        with capture_logs() as logs:
             for _ in range(2):
                 response = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
                 assert response.status_code == 200
-    assert len(caplog.records) == 1
-    record = caplog.records[0]
-    fields = vars(record)
-    assert "web_config_reload_failed" == record.getMessage()
-    assert (str(path), "basic_auth_users") == (fields["path"], fields["key"])
-    assert "not a bcrypt hash" in fields["reason"]
-    assert BOB_PASSWORD not in caplog.text + repr(fields)
+    [failed] = logged(logs, logging.ERROR)
+    assert "web_config_reload_failed" == failed["event"]
+    assert (str(path), "basic_auth_users") == (failed["path"], failed["key"])
+    assert "not a bcrypt hash" in failed["reason"]
+    assert BOB_PASSWORD not in repr(logs)
 
 
 def make_unreadable(path: Path) -> None:
@@ -478,7 +484,6 @@ def make_unreadable(path: Path) -> None:
 )
 async def test_reload_of_a_bad_file_keeps_basic_auth_on_and_logs_why(
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
     change: Callable[[Path], object],
     key: str,
     reason: str,
@@ -487,20 +492,19 @@ async def test_reload_of_a_bad_file_keeps_basic_auth_on_and_logs_why(
     security = security_for(path)
     async with serve(security) as url:
         change(path)
-        with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
+        with capture_logs() as logs:
             anonymous = await get(f"{url}/metrics")
             alice = await get(f"{url}/metrics", auth=("alice", ALICE_PASSWORD))
     assert (401, 200) == (anonymous.status_code, alice.status_code)
     assert {"alice"} == set(security.config.basic_auth_users)
-    [record] = caplog.records
-    fields = vars(record)
+    [failed] = logged(logs, logging.ERROR)
     assert ("web_config_reload_failed", str(path), key) == (
-        record.getMessage(),
-        fields["path"],
-        fields["key"],
+        failed["event"],
+        failed["path"],
+        failed["key"],
     )
-    assert reason in fields["reason"]
-    assert ALICE_HASH not in caplog.text + repr(fields)
+    assert reason in failed["reason"]
+    assert ALICE_HASH not in repr(logs)
 
 
 def test_fixed_file_after_a_refused_empty_one_reloads(tmp_path: Path) -> None:
@@ -513,17 +517,15 @@ def test_fixed_file_after_a_refused_empty_one_reloads(tmp_path: Path) -> None:
     assert {"alice", "bob"} == set(security.config.basic_auth_users)
 
 
-async def test_reload_is_logged_as_an_event_with_the_path(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_reload_is_logged_as_an_event_with_the_path(tmp_path: Path) -> None:
     path = write_config(tmp_path / "web.yml", USERS_ALICE)
     security = security_for(path)
     write_config(path, USERS_ALICE_BOB)
-    with caplog.at_level(logging.INFO, logger="exporter.web.security"):
+    with capture_logs() as logs:
         assert security.reload_if_changed()
-    [record] = caplog.records
-    assert ("web_config_reloaded", str(path)) == (record.getMessage(), vars(record)["path"])
-    assert BOB_HASH not in caplog.text + repr(vars(record))
+    [reloaded] = logged(logs, logging.INFO)
+    assert ("web_config_reloaded", str(path)) == (reloaded["event"], reloaded["path"])
+    assert BOB_HASH not in repr(logs)
 
 
 async def test_file_is_checked_at_most_once_per_interval(tmp_path: Path) -> None:
@@ -546,19 +548,18 @@ async def test_file_is_checked_at_most_once_per_interval(tmp_path: Path) -> None
     ],
 )
 def test_reload_refuses_what_only_a_restart_can_apply(
-    web_dir: Path, caplog: pytest.LogCaptureFixture, new_tls: str, changed: str
+    web_dir: Path, new_tls: str, changed: str
 ) -> None:
     path = write_config(web_dir / "web.yml", TLS_FILES + USERS_ALICE)
     security = security_for(path)
     write_config(path, new_tls + USERS_ALICE_BOB)
-    with caplog.at_level(logging.ERROR, logger="exporter.web.security"):
+    with capture_logs() as logs:
         assert not security.reload_if_changed()
     assert {"alice"} == set(security.config.basic_auth_users)
-    record = caplog.records[0]
-    fields = vars(record)
-    assert ("web_config_reload_failed", "tls_server_config") == (record.getMessage(), fields["key"])
-    assert changed in fields["reason"]
-    assert "needs a restart" in fields["reason"]
+    failed = logged(logs, logging.ERROR)[0]
+    assert ("web_config_reload_failed", "tls_server_config") == (failed["event"], failed["key"])
+    assert changed in failed["reason"]
+    assert "needs a restart" in failed["reason"]
 
 
 # --- loading and errors --------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 import httpx
 import pytest
 from conftest import wait_until
+from structlog.testing import capture_logs
 
 from exporter import main
 from exporter.web.listener import ServerLimits
@@ -24,10 +25,11 @@ from .test_listener_abuse import (
     Client,
     abusing,
     clients,
+    events,
     fields,
     file_descriptor_budget,
-    records,
     status_of,
+    tracebacks,
 )
 
 CAP = ServerLimits().max_connections
@@ -59,21 +61,22 @@ async def test_a_fresh_scrape_gets_200_during_abuse_past_the_cap(
     requests back to back. Both more connections than the cap."""
     assert running.listener is not None
     listener = running.listener
-    async with abusing(port_of(running), count, mode) as abuser:
-        with caplog.at_level(logging.WARNING), file_descriptor_budget(CAP + 32):
-            await abuser.go()
-            await wait_until(lambda: listener.open_connections >= CAP, within_seconds=30)
-            status, seconds = await timed_scrape(http, running)
-        stats = await abuser.stop()
+    with capture_logs() as logs:
+        async with abusing(port_of(running), count, mode) as abuser:
+            with caplog.at_level(logging.WARNING), file_descriptor_budget(CAP + 32):
+                await abuser.go()
+                await wait_until(lambda: listener.open_connections >= CAP, within_seconds=30)
+                status, seconds = await timed_scrape(http, running)
+            stats = await abuser.stop()
     assert 200 == status
     assert seconds < SCRAPE_WITHIN_SECONDS
     assert stats["cut"] > 0  # connections past the cap made room by being shed
     # Never out of descriptors (the budget would have made accept() fail), and the
     # sheds told in one line a kind.
-    assert [] == records(caplog, "http_accept_failed")
-    shed = [fields(r, "reason") for r in records(caplog, "http_connection_shed")]
+    assert [] == events(logs, "http_accept_failed")
+    shed = [fields(e, "reason") for e in events(logs, "http_connection_shed")]
     assert len(shed) == len(set(shed))
-    assert [] == [r for r in caplog.records if r.exc_info]
+    assert [] == tracebacks(logs, caplog.records)
 
 
 async def test_too_many_header_bytes_get_431_and_one_log_line(
@@ -81,17 +84,17 @@ async def test_too_many_header_bytes_get_431_and_one_log_line(
 ) -> None:
     # 40 headers of 1 KiB: each within aiohttp's bounds, together past max_header_bytes.
     request = GET_METRICS + b"".join(b"X-Big-%d: %s\r\n" % (i, b"b" * 1024) for i in range(40))
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), capture_logs() as logs:
         async with clients() as opened:
             for _ in range(30):
                 opened.append(await Client.connect(port_of(running), request + b"\r\n"))
             statuses = [status_of(await client.answer()) for client in opened]
     assert [431] * 30 == statuses
-    lines = records(caplog, "http_request_rejected")
-    assert [("headers_too_large", 431, "127.0.0.1")] == [
-        fields(r, "reason", "status", "peer") for r in lines
+    lines = events(logs, "http_request_rejected")
+    assert [("warning", "headers_too_large", 431, "127.0.0.1")] == [
+        fields(e, "log_level", "reason", "status", "peer") for e in lines
     ]
-    assert [] == [r for r in caplog.records if r.exc_info]
+    assert [] == tracebacks(logs, caplog.records)
 
 
 async def test_an_overlong_header_line_gets_400_and_one_log_line_without_traceback(
@@ -99,16 +102,17 @@ async def test_an_overlong_header_line_gets_400_and_one_log_line_without_traceba
 ) -> None:
     secret = b"s3cret-" * 2000  # past max_field_bytes; aiohttp's error message quotes it
     request = GET_METRICS + b"Authorization: Basic " + secret + b"\r\n\r\n"
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), capture_logs() as logs:
         async with clients() as opened:
             for _ in range(30):
                 opened.append(await Client.connect(port_of(running), request))
             statuses = [status_of(await client.answer()) for client in opened]
     assert [400] * 30 == statuses
-    lines = records(caplog, "http_request_rejected")
-    assert [("LineTooLong", 400)] == [fields(r, "reason", "status") for r in lines]
-    assert [] == [r for r in caplog.records if r.exc_info or r.name.startswith("aiohttp")]
-    assert "s3cret" not in caplog.text
+    lines = events(logs, "http_request_rejected")
+    assert [("LineTooLong", 400)] == [fields(e, "reason", "status") for e in lines]
+    assert [] == tracebacks(logs, caplog.records)
+    assert [] == [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert "s3cret" not in caplog.text + repr(logs)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +127,7 @@ async def test_an_overlong_header_line_gets_400_and_one_log_line_without_traceba
 async def test_a_malformed_request_line_gets_400_without_a_traceback(
     running: main.Runtime, caplog: pytest.LogCaptureFixture, request_line: bytes
 ) -> None:
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), capture_logs() as logs:
         async with clients() as opened:
             for _ in range(5):
                 opened.append(
@@ -131,13 +135,14 @@ async def test_a_malformed_request_line_gets_400_without_a_traceback(
                 )
             statuses = [status_of(await client.answer()) for client in opened]
     assert [400] * 5 == statuses
-    lines = records(caplog, "http_request_rejected")
+    lines = events(logs, "http_request_rejected")
     assert 1 == len(lines)
-    assert [] == [r for r in caplog.records if r.exc_info or r.name.startswith("aiohttp")]
+    assert [] == tracebacks(logs, caplog.records)
+    assert [] == [r for r in caplog.records if r.name.startswith("aiohttp")]
 
 
 async def test_a_handler_that_fails_logs_its_traceback_once_per_interval(
-    running: main.Runtime, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    running: main.Runtime, http: httpx.AsyncClient
 ) -> None:
     """Our bugs keep their traceback, but a client cannot make us write it per request."""
 
@@ -145,11 +150,10 @@ async def test_a_handler_that_fails_logs_its_traceback_once_per_interval(
         raise RuntimeError("rendering broke")
 
     running.exposition.body = broken  # type: ignore[method-assign]
-    with caplog.at_level(logging.ERROR):
+    with capture_logs() as logs:
         statuses = [(await http.get(f"{running.url}/metrics")).status_code for _ in range(10)]
     assert [500] * 10 == statuses
-    lines = records(caplog, "http_handler_failed")
-    assert [("RuntimeError", True)] == [
-        (r.reason, r.exc_info is not None)  # type: ignore[attr-defined]
-        for r in lines
+    lines = events(logs, "http_handler_failed")
+    assert [("error", "RuntimeError", True)] == [
+        (e["log_level"], e["reason"], isinstance(e.get("exc_info"), RuntimeError)) for e in lines
     ]
