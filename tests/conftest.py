@@ -105,6 +105,17 @@ async def demo() -> AsyncIterator[Demo]:
 
 
 @pytest.fixture
+async def moving_demo(clock: Clock) -> AsyncIterator[Demo]:
+    """The demo API on the same hand-moved clock as the exporter."""
+    api = DemoAPI(DemoAccount.generate(2), clock=clock)
+    listener = await listen(api.app(), "127.0.0.1:0")
+    try:
+        yield Demo(api, listener)
+    finally:
+        await listener.close()
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client

@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,8 @@ from conftest import FIXED_NOW, Clock, Demo, processes, wait_until
 from scrape import Series, parse
 
 from exporter import main
-from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.data import DEMO_PR_URLS, LiveSession, live_sessions
 from exporter.polling.live import OVERLAP_SECONDS, completion
-from exporter.web.listener import listen
 
 pytestmark = pytest.mark.slow  # real processes, servers or builds
 
@@ -221,17 +218,6 @@ ONLY_LIVE = {
     "enterprise_sessions": {"enabled": False},
     "sessions_live": {"enabled": True, "max_repos": 3},
 }
-
-
-@pytest.fixture
-async def moving_demo(clock: Clock) -> AsyncIterator[Demo]:
-    """The demo API on the same hand-moved clock as the exporter."""
-    api = DemoAPI(DemoAccount.generate(2), clock=clock)
-    listener = await listen(api.app(), "127.0.0.1:0")
-    try:
-        yield Demo(api, listener)
-    finally:
-        await listener.close()
 
 
 def repo_of(session: LiveSession) -> str:

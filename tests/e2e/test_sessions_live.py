@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -12,10 +12,8 @@ from conftest import FIXED_NOW, Clock, Demo, wait_until
 from scrape import Series, parse
 
 from exporter import main
-from exporter.demo.app import DemoAccount, DemoAPI
 from exporter.demo.data import live_sessions
 from exporter.polling.live import OVERLAP_SECONDS, TERMINAL, completion
-from exporter.web.listener import listen
 
 pytestmark = pytest.mark.slow  # real processes, servers or builds
 
@@ -27,17 +25,6 @@ ONLY_LIVE = {
     "acu_limits": {"enabled": False},
     "sessions_live": {"enabled": True},
 }
-
-
-@pytest.fixture
-async def moving_demo(clock: Clock) -> AsyncIterator[Demo]:
-    """The demo API on the same hand-moved clock as the exporter."""
-    api = DemoAPI(DemoAccount.generate(2), clock=clock)
-    listener = await listen(api.app(), "127.0.0.1:0")
-    try:
-        yield Demo(api, listener)
-    finally:
-        await listener.close()
 
 
 def expected_active(org: str, now: float) -> dict[tuple[str, str], tuple[float, float]]:
