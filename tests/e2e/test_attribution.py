@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, processes, wait_until
+from conftest import FIXED_NOW, Clock, Demo, processes, running_exporter
 from scrape import Series, parse
 
-from exporter import main
 from exporter.demo.data import DEMO_PR_URLS, LiveSession, live_sessions
 from exporter.polling.live import OVERLAP_SECONDS, completion
 
@@ -137,21 +136,16 @@ async def test_each_window_adds_up_to_devin_s_total_with_top_users_other_and_una
     demo: Demo, clock: Clock, http: httpx.AsyncClient
 ) -> None:
     settings = demo.settings(windows=WINDOWS, endpoints=ONLY_USERS)
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            served = users_by_window(parse((await http.get(f"{runtime.url}/metrics")).text))
-            # A reload applies a new `top` at once, without waiting for the next hour.
-            top_5 = {**ONLY_USERS, "user_consumption": {"enabled": True, "top": 5}}
-            runtime.reload(demo.settings(windows=WINDOWS, endpoints=top_5))
-            after: dict[str, dict[str, float]] = {}
-            deadline = time.monotonic() + 10
-            while len(after.get("7d", {})) != 5 + 2:
-                assert time.monotonic() < deadline, after
-                after = users_by_window(parse((await http.get(f"{runtime.url}/metrics")).text))
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        served = users_by_window(parse((await http.get(f"{runtime.url}/metrics")).text))
+        # A reload applies a new `top` at once, without waiting for the next hour.
+        top_5 = {**ONLY_USERS, "user_consumption": {"enabled": True, "top": 5}}
+        runtime.reload(demo.settings(windows=WINDOWS, endpoints=top_5))
+        after: dict[str, dict[str, float]] = {}
+        deadline = time.monotonic() + 10
+        while len(after.get("7d", {})) != 5 + 2:
+            assert time.monotonic() < deadline, after
+            after = users_by_window(parse((await http.get(f"{runtime.url}/metrics")).text))
 
     # 1h is no whole number of billing days: no per-user series, as no devin_acus_consumed.
     assert {"24h", "7d", "today", "cycle"} == set(served)
@@ -287,24 +281,15 @@ async def test_sessions_by_repository_count_once_across_state_changes_and_a_rest
     settings = demo.settings(endpoints=ONLY_LIVE, state={"path": str(tmp_path / "state.json")})
     org = demo.account.orgs[0].id
     polls = [FIXED_NOW + step * 1800 for step in range(6)]
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            for now in polls[1:]:
-                clock.now = now
-                await runtime.poller.poll_all()
-            before = served_by_repo(parse((await http.get(f"{runtime.url}/metrics")).text), org)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        for now in polls[1:]:
+            clock.now = now
+            await runtime.poller.poll_all()
+        before = served_by_repo(parse((await http.get(f"{runtime.url}/metrics")).text), org)
 
-        clock.now = restart = polls[-1] + 3600
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            after = served_by_repo(parse((await http.get(f"{runtime.url}/metrics")).text), org)
-        finally:
-            await runtime.close()
+    clock.now = restart = polls[-1] + 3600
+    async with running_exporter(settings, clock) as runtime:
+        after = served_by_repo(parse((await http.get(f"{runtime.url}/metrics")).text), org)
 
     counted = completions(org, polls)
     check_by_repo(before, counted)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, label_values, names, parse, value
 
 from exporter import main
@@ -68,13 +68,8 @@ def settings_for(demo: Demo, keys: tuple[str, ...], orgs: int = 2, **overrides: 
 
 async def scrape(settings: Any, http: httpx.AsyncClient, clock: Clock) -> Series:
     """The exporter's exposition after its first poll of every target."""
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            return parse((await http.get(f"{runtime.url}/metrics")).text)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        return parse((await http.get(f"{runtime.url}/metrics")).text)
 
 
 def demo_acus(demo: Demo, org_ids: list[str], start: float) -> float:

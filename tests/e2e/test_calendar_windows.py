@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import label_values, parse, value
 
-from exporter import main
 from exporter.demo.data import billing_cycles
 from exporter.windows import day_start
 
@@ -18,13 +17,8 @@ async def test_today_and_cycle_equal_the_demo_api_over_their_calendar_spans(
     demo: Demo, http: httpx.AsyncClient, clock: Clock
 ) -> None:
     settings = demo.settings(windows=["1h", "today", "cycle"])
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            series = parse((await http.get(f"{runtime.url}/metrics")).text)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        series = parse((await http.get(f"{runtime.url}/metrics")).text)
     assert {"1h", "today", "cycle"} == label_values(series, "devin_sessions_created", "window")
     org = demo.account.orgs[0].id
     # The cycle is Devin's (read with the enterprise admin key): the demo's starts on the 5th.

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, label_values, parse, value
 
 from exporter import main
@@ -147,13 +147,8 @@ async def test_enterprise_mode_polls_orgs_without_keys_through_org_ids(
             )
         },
     )
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            series = await scrape(http, runtime)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        series = await scrape(http, runtime)
     org = demo.account.orgs[2].id
     assert {
         "v3_enterprise_sessions",
@@ -226,13 +221,8 @@ async def test_orgs_only_the_enterprise_admin_key_sees_are_polled_through_v2(
         },
         endpoints={"prs": {"enabled": True}, "consumption": {"enabled": True}},
     )
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            series = await scrape(http, runtime)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        series = await scrape(http, runtime)
     assert {
         "v2_enterprise_sessions",
         "v2_enterprise_prs",

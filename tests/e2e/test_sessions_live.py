@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FIXED_NOW, Clock, Demo, wait_until
+from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, parse
 
 from exporter import main
@@ -102,18 +102,13 @@ async def test_active_sessions_follow_a_state_change_and_finished_ones_count_onc
     demo = moving_demo
     settings = demo.settings(endpoints=ONLY_LIVE)
     org = demo.account.orgs[0].id
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            first = await scrape(http, runtime)
-            assert expected_active(org, FIXED_NOW) == served_active(first, org)
+    async with running_exporter(settings, clock) as runtime:
+        first = await scrape(http, runtime)
+        assert expected_active(org, FIXED_NOW) == served_active(first, org)
 
-            clock.now = FIXED_NOW + 1800  # sessions start, wait, finish
-            await runtime.poller.poll_all()
-            second = await scrape(http, runtime)
-        finally:
-            await runtime.close()
+        clock.now = FIXED_NOW + 1800  # sessions start, wait, finish
+        await runtime.poller.poll_all()
+        second = await scrape(http, runtime)
 
     assert expected_active(org, clock.now) == served_active(second, org)
     assert expected_active(org, clock.now) != expected_active(org, FIXED_NOW)
@@ -132,24 +127,15 @@ async def test_each_session_completes_once_across_updates_and_a_restart_with_sta
     settings = demo.settings(endpoints=ONLY_LIVE, state={"path": str(tmp_path / "state.json")})
     org = demo.account.orgs[0].id
     polls = [FIXED_NOW + step * 1800 for step in range(6)]  # 2.5 h: bumps come 30 min late
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            for now in polls[1:]:
-                clock.now = now
-                await runtime.poller.poll_all()
-            before = served_finished(await scrape(http, runtime), org)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        for now in polls[1:]:
+            clock.now = now
+            await runtime.poller.poll_all()
+        before = served_finished(await scrape(http, runtime), org)
 
-        clock.now = restart = polls[-1] + 600
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            after = served_finished(await scrape(http, runtime), org)
-        finally:
-            await runtime.close()
+    clock.now = restart = polls[-1] + 600
+    async with running_exporter(settings, clock) as runtime:
+        after = served_finished(await scrape(http, runtime), org)
 
     counted = completed(org, polls)
     assert Counter(counted.values()) == before
@@ -171,13 +157,8 @@ async def test_enterprise_mode_lists_each_org_through_the_enterprise_list(
             "enterprise_service_user_key": demo.account.enterprise_service_user_key,
         },
     )
-    async with main.http_client(settings) as client:
-        runtime = await main.start(settings, client, clock=clock)
-        try:
-            await wait_until(lambda: runtime.poller.ready)
-            series = await scrape(http, runtime)
-        finally:
-            await runtime.close()
+    async with running_exporter(settings, clock) as runtime:
+        series = await scrape(http, runtime)
 
     for org in demo.account.orgs:
         assert expected_active(org.id, FIXED_NOW) == served_active(series, org.id)
