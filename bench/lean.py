@@ -115,7 +115,7 @@ def requests_by_key(values: dict[str, Any]) -> list[int]:
     settings = load_settings(None, **values)
     counts: Counter[str] = Counter()
     for target in build_targets(settings):
-        strategy = strategy_of(target.endpoint)
+        strategy = strategy_of(target.row)
         counts[key_digest(target.key)] += strategy.requests_per_poll(settings.windows)
     return list(counts.values())
 

@@ -30,7 +30,6 @@ from exporter.config import (
 )
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.ratelimit import KeyGates, key_digest
-from exporter.devin.table import ENDPOINTS
 from exporter.devin.transport import AiohttpTransport
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
@@ -39,9 +38,10 @@ from exporter.metrics.view import Billing
 from exporter.polling.admission import Admission
 from exporter.polling.attribution import Attribution, UserLabels
 from exporter.polling.discovery import left_out, list_organizations, merge
-from exporter.polling.plan import CYCLE_ROWS, billing_targets, build_targets, format_seconds
+from exporter.polling.plan import billing_targets, build_targets, format_seconds
 from exporter.polling.poller import Poller
 from exporter.polling.state import StateStore
+from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 from exporter.reloading import needing_restart
 from exporter.web.listener import Listener, ServerLimits, listen
@@ -204,7 +204,7 @@ class Runtime:
         if top != self.poller.attribution.top:
             self.poller.attribution = replace(self.poller.attribution, top=top)
             if self.scheduler is not None:
-                users = [t for t in self.poller.targets if ENDPOINTS[t.endpoint].shape == "users"]
+                users = [t for t in self.poller.targets if strategy_of(t.row).attributed]
                 self.poller.dispatch(users)
         if self.state is not None:
             self.state.adopt()  # targets discovery just added take their saved values
@@ -242,9 +242,9 @@ def explain_billing(settings: Settings) -> list[str]:
     }[source]
     if source in ("v3", "v2") and settings.billing.cycle_start_day is not None:
         cycle += f", else day {settings.billing.cycle_start_day} (billing.cycle_start_day)"
-    rows = [t.endpoint for t in billing_targets(settings) if t.endpoint not in CYCLE_ROWS.values()]
+    rows = [t.row for t in billing_targets(settings) if not strategy_of(t.row).first]
     if rows:
-        limits = "ACU limits: from " + ", ".join(ENDPOINTS[r].path for r in rows)
+        limits = "ACU limits: from " + ", ".join(row.path for row in rows)
     elif not settings.enabled("acu_limits"):
         limits = "ACU limits: not read (endpoints.acu_limits is disabled)"
     else:
@@ -271,7 +271,7 @@ def log_billing(settings: Settings) -> None:
         )
     else:
         log.info("billing_cycle_source", source=settings.cycle_source)
-    if not [t for t in billing_targets(settings) if t.endpoint not in CYCLE_ROWS.values()]:
+    if all(strategy_of(t.row).first for t in billing_targets(settings)):
         log.info("acu_limits_unknown", hint=explain_billing(settings)[1])
 
 
@@ -462,7 +462,7 @@ def intervals(targets: Iterable[Target]) -> str:
     groups' own intervals, which poll_interval is only the default of."""
     every: dict[str, float] = {}
     for target in targets:
-        group = ENDPOINTS[target.endpoint].group or target.endpoint
+        group = target.row.group or target.endpoint
         every.setdefault(group, target.interval_seconds)
     return ",".join(f"{group}:{format_seconds(seconds)}" for group, seconds in every.items())
 

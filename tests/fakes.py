@@ -11,7 +11,7 @@ from pydantic import BaseModel, SecretStr
 
 from exporter.devin.client import DevinAPIError
 from exporter.devin.models import CursorPage, EnterpriseSessions, OffsetPage, SessionMetrics
-from exporter.devin.table import Call, Endpoint
+from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.metrics.instruments import Instruments
 from exporter.polling.poller import Poller
 from exporter.polling.targets import Target
@@ -100,7 +100,7 @@ class Clock:
 
 
 def target(org: str, key: str = "cog_a") -> Target:
-    return Target("v3_org_sessions", org, SecretStr(key), INTERVAL)
+    return Target(ENDPOINTS["v3_org_sessions"], org, SecretStr(key), INTERVAL)
 
 
 def make_poller(api: FakeDevin, clock: Clock, *targets: Target) -> Poller:

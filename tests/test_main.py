@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from exporter import main
 from exporter.config import Settings, load_settings
 from exporter.demo.app import DemoAccount
+from exporter.devin.table import ENDPOINTS
 from exporter.polling.targets import Target
 
 
@@ -56,7 +57,7 @@ def test_the_demo_polls_every_group_at_the_pace_its_log_states() -> None:
 
 
 def target(endpoint: str, org: str, interval_seconds: float) -> Target:
-    return Target(endpoint, org, SecretStr("cog_x"), interval_seconds)
+    return Target(ENDPOINTS[endpoint], org, SecretStr("cog_x"), interval_seconds)
 
 
 def test_intervals_name_each_polled_group_once_with_its_own_interval() -> None:

@@ -25,6 +25,7 @@ from exporter.devin.models import (
 )
 from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import RANGE_PARAMS, Call, Endpoint
+from exporter.polling.strategies import strategy_of
 from exporter.windows import DAY_SECONDS, day_start
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -49,12 +50,13 @@ class BucketCache:
         self._answers: dict[_CacheKey, asyncio.Future[Any]] = {}
 
     async def fetch(self, endpoint: Endpoint[_Model], key: SecretStr, call: Call) -> _Model:
-        if endpoint.shape == "cycles":  # v2's plain array: one listing for every step
+        cut = strategy_of(endpoint).backfill
+        if cut == "once":  # v2's plain array: one listing for every step
             cycles: _Model = await self._once(
                 _key(endpoint, key, call), lambda: self._api.fetch(endpoint, key, call)
             )
             return cycles
-        if endpoint.shape not in ("daily", "periods"):
+        if cut != "range":
             return await self._api.fetch(endpoint, key, call)
         start, end = endpoint.range_of(call)
         if start is None or end is None:
@@ -77,7 +79,7 @@ class BucketCache:
         page_size: int = 100,
         call: Call | None = None,
     ) -> list[_Item]:
-        if endpoint.shape != "cycles":
+        if strategy_of(endpoint).backfill != "once":
             return await self._api.pages(endpoint, key, page_size=page_size, call=call)
         items: list[_Item] = await self._once(
             _key(endpoint, key, call or Call()),

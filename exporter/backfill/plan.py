@@ -7,22 +7,17 @@ from dataclasses import dataclass
 
 from exporter.config import Settings
 from exporter.devin.ratelimit import key_digest
-from exporter.devin.table import ENDPOINTS
 from exporter.polling.plan import build_targets, format_seconds
-from exporter.polling.strategies import PERIODS, strategy_of
+from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
-from exporter.windows import Window, day_start
+from exporter.windows import Window
 
 
 def backfill_targets(settings: Settings) -> list[Target]:
     """The daemon's targets, but the session list, the ACU limits and per-user consumption:
     live state has no past to ask for, today's limits say nothing of the limits of the
     past, and user labels are the daemon's alone to give."""
-    return [
-        t
-        for t in build_targets(settings)
-        if ENDPOINTS[t.endpoint].shape not in ("live", "limits", "list", "users")
-    ]
+    return [t for t in build_targets(settings) if strategy_of(t.row).backfill is not None]
 
 
 def requests_of(target: Target, windows: list[Window], times: list[int]) -> int:
@@ -32,14 +27,7 @@ def requests_of(target: Target, windows: list[Window], times: list[int]) -> int:
     range plus, at each step inside a billing day, the day so far; dau/wau/mau once per
     period; billing cycles once (one listing).
     """
-    shape = ENDPOINTS[target.endpoint].shape
-    if shape == "window":
-        return len(times) * strategy_of(target.endpoint).requests_per_poll(windows)
-    if shape == "daily":
-        return (1 + sum(1 for t in times if day_start(t) != t)) if times else 0
-    if shape == "periods":
-        return len(PERIODS) if times else 0
-    return 1 if times else 0
+    return strategy_of(target.row).backfill_requests(windows, times)
 
 
 @dataclass(frozen=True)

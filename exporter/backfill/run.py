@@ -31,7 +31,6 @@ from exporter.backfill.steps import Command, Steps, stamp
 from exporter.config import Settings
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import BillingCycle
-from exporter.devin.table import ENDPOINTS
 from exporter.files import replacing
 from exporter.metrics.families.health import HealthCollector
 from exporter.metrics.registry import collectors
@@ -122,7 +121,7 @@ class Backfill:
         self._windows = list(settings.windows)
         self._targets = backfill_targets(settings)
         # Billing cycles first: the `cycle` window of a step starts where its cycle does.
-        self._cycles = [t for t in self._targets if ENDPOINTS[t.endpoint].shape == "cycles"]
+        self._cycles = [t for t in self._targets if strategy_of(t.row).first]
         self._others = [t for t in self._targets if t not in self._cycles]
 
     async def step(self, t: int) -> tuple[list[Metric], list[tuple[Target, str, str]]]:
@@ -136,10 +135,10 @@ class Backfill:
             cycle_start = cycle[0] if cycle is not None else None
             results = await asyncio.gather(
                 *(
-                    strategy_of(target.endpoint).fetch(
+                    strategy_of(target.row).fetch(
                         self._api,
                         target,
-                        strategy_of(target.endpoint).windows(self._windows),
+                        strategy_of(target.row).windows(self._windows),
                         Span(float(t), cycle_start),
                     )
                     for target in group

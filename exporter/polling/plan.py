@@ -55,10 +55,13 @@ def build_targets(settings: Settings) -> list[Target]:
             continue
         interval = settings.interval_of(row.group)
         for org in orgs:
-            name = _endpoint_for(settings, row, org)
-            key = settings.key_for(org) if name != row.v2_twin else settings.devin.enterprise_key
-            if name is not None and key is not None:
-                targets.append(Target(name, org.id, key, interval))
+            polled = _row_for(settings, row, org)
+            if polled is None:
+                continue
+            v2 = polled.name == row.v2_twin
+            key = settings.devin.enterprise_key if v2 else settings.key_for(org)
+            if key is not None:
+                targets.append(Target(polled, org.id, key, interval))
     if settings.enabled("sessions"):
         targets += _segment_targets(settings, orgs)
     keys = _enterprise_keys(settings)
@@ -68,9 +71,9 @@ def build_targets(settings: Settings) -> list[Target]:
             continue
         interval = settings.interval_of(row.group)
         if settings.sharding.owns_enterprise:
-            targets.append(Target(row.name, "", key, interval))
+            targets.append(Target(row, "", key, interval))
         if row.key == "enterprise_admin" and not row.whole_enterprise:  # v2 sessions: per org too
-            targets += [Target(row.name, o.id, key, interval) for o in orgs]
+            targets += [Target(row, o.id, key, interval) for o in orgs]
     return targets + billing_targets(settings)
 
 
@@ -84,15 +87,15 @@ def billing_targets(settings: Settings) -> list[Target]:
     targets = []
     source = settings.cycle_source
     if source in CYCLE_ROWS:
-        name = CYCLE_ROWS[source]
-        key = _enterprise_keys(settings)[ENDPOINTS[name].key]
+        row = ENDPOINTS[CYCLE_ROWS[source]]
+        key = _enterprise_keys(settings)[row.key]
         if key is not None:
-            targets.append(Target(name, "", key, settings.interval_of("billing_cycles")))
+            targets.append(Target(row, "", key, settings.interval_of("billing_cycles")))
     if settings.enabled("acu_limits"):
         for kind, key in _enterprise_keys(settings).items():
             if key is not None:
                 interval = settings.interval_of("acu_limits")
-                targets += [Target(name, "", key, interval) for name in LIMIT_ROWS[kind]]
+                targets += [Target(ENDPOINTS[name], "", key, interval) for name in LIMIT_ROWS[kind]]
                 break  # the v3 key, or else the v2 one
     return targets
 
@@ -105,14 +108,16 @@ def _enterprise_keys(settings: Settings) -> dict[str, SecretStr | None]:
     }
 
 
-def _endpoint_for(settings: Settings, row: Endpoint[Any], org: Organization) -> str | None:
+def _row_for(settings: Settings, row: Endpoint[Any], org: Organization) -> Endpoint[Any] | None:
     """Which row answers for `org`: its own, its enterprise twin, or its v2 twin; None if
     no configured key sees it through this row."""
     if settings.key_for(org) is None:  # only the enterprise admin key sees it
-        return row.v2_twin if settings.devin.enterprise_key is not None else None
+        if row.v2_twin is None or settings.devin.enterprise_key is None:
+            return None
+        return ENDPOINTS[row.v2_twin]
     if settings.through_enterprise(org):
-        return row.twin
-    return row.name
+        return ENDPOINTS[row.twin] if row.twin is not None else None
+    return row
 
 
 def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Target]:
@@ -131,7 +136,7 @@ def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Targe
             if values
         )
         targets += [
-            Target("v3_org_sessions", o.id, key, interval, segment.name, filters)
+            Target(ENDPOINTS["v3_org_sessions"], o.id, key, interval, segment.name, filters)
             for o in orgs
             if (key := settings.key_for(o)) is not None and not settings.through_enterprise(o)
         ]
@@ -156,8 +161,8 @@ def request_plan(settings: Settings) -> list[PlannedRequest]:
         PlannedRequest(
             t.endpoint,
             f"{t.org}#{t.segment}" if t.segment else t.org,
-            tuple(w.label for w in strategy_of(t.endpoint).windows(windows)),
-            strategy_of(t.endpoint).requests_per_poll(windows),
+            tuple(w.label for w in strategy_of(t.row).windows(windows)),
+            strategy_of(t.row).requests_per_poll(windows),
             t.interval_seconds,
         )
         for t in build_targets(settings)

@@ -208,7 +208,7 @@ class Poller:
         self.states = {
             (t, w.label): self.states.get((t, w.label)) or WindowState()
             for t in targets
-            for w in strategy_of(t.endpoint).windows(windows)
+            for w in strategy_of(t.row).windows(windows)
         }
         self.auth_backoff = {
             t: b
@@ -291,7 +291,7 @@ class Poller:
 
     def windows_of(self, target: Target, windows: list[Window] | None = None) -> list[Window]:
         """The windows (or buckets) a target's samples are kept under."""
-        return strategy_of(target.endpoint).windows(self.windows if windows is None else windows)
+        return strategy_of(target.row).windows(self.windows if windows is None else windows)
 
     def next_poll(self, target: Target) -> datetime | None:
         backoff = self.auth_backoff.get(target)
@@ -411,7 +411,7 @@ class Poller:
         windows = self.windows_of(target)  # a reload may change the list while we wait
         started = time.perf_counter()
         try:
-            outcomes = await strategy_of(target.endpoint).fetch(
+            outcomes = await strategy_of(target.row).fetch(
                 self._api,
                 target,
                 windows,
@@ -453,7 +453,7 @@ class Poller:
     def _sync(self, target: Target) -> SessionSync | None:
         """The target's session sync, for a session-list target (kept across polls and
         reloads; a reload's new lookback applies from the next poll)."""
-        if ENDPOINTS[target.endpoint].shape != "live":
+        if not strategy_of(target.row).live:
             return None
         sync = self._sessions.setdefault(target, SessionSync(self.sessions_lookback_seconds))
         sync.lookback_seconds = self.sessions_lookback_seconds
@@ -588,7 +588,7 @@ _JOB_PREFIX = "poll-every-"
 
 def _cycles_first(targets: list[Target]) -> tuple[list[Target], list[Target]]:
     """The billing-cycle targets, and the others."""
-    first = [t for t in targets if ENDPOINTS[t.endpoint].shape == "cycles"]
+    first = [t for t in targets if strategy_of(t.row).first]
     return first, [t for t in targets if t not in first]
 
 

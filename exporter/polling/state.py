@@ -29,11 +29,10 @@ from typing import Annotated, Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from exporter.devin.models import BillingCycle
-from exporter.devin.table import ENDPOINTS
+from exporter.devin.table import ENDPOINTS, Endpoint
 from exporter.files import write_atomically
 from exporter.polling.poller import Poller, Sample, Snapshot, WindowState
-from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
+from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 
 FORMAT = "devin-exporter-state"
@@ -96,19 +95,9 @@ class _Header(BaseModel):
     version: int | None = None
 
 
-def value_type(endpoint: str) -> type[BaseModel] | None:
-    """What a sample of `endpoint` holds, by how it is polled; None for what is not kept."""
-    row = ENDPOINTS[endpoint]
-    kept: dict[str, type[BaseModel]] = {
-        "daily": ConsumedAcus,
-        "periods": LatestActiveUsers,
-        "cycles": BillingCycle,
-        "limits": AcuLimits,
-        "list": OrgLimits,
-    }
-    if row.shape == "window":
-        return row.model
-    return kept.get(row.shape)
+def value_type(row: Endpoint[Any]) -> type[BaseModel] | None:
+    """What a sample of `row` holds, by how it is polled; None for what is not kept."""
+    return strategy_of(row).value_type(row)
 
 
 SessionMemory = Mapping[Target, dict[str, float]]
@@ -119,7 +108,7 @@ def encode(snapshot: Snapshot, written_at: float, sessions: SessionMemory | None
     the targets hold."""
     windows = []
     for (target, label), state in sorted(snapshot.states.items(), key=lambda kv: kv[0]):
-        if value_type(target.endpoint) is None:
+        if value_type(target.row) is None:
             continue
         sample = snapshot.samples.get((target, label))
         if sample is None and state.last_attempt is None:
@@ -192,7 +181,7 @@ def match(
     skipped = 0
     for stored in state_file.windows:
         target = by_identity.get((stored.endpoint, stored.org, stored.segment))
-        kind = value_type(stored.endpoint) if stored.endpoint in ENDPOINTS else None
+        kind = value_type(ENDPOINTS[stored.endpoint]) if stored.endpoint in ENDPOINTS else None
         if target is None or kind is None or stored.window not in windows_of(target):
             skipped += 1
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel
 
@@ -34,7 +34,7 @@ from exporter.devin.models import (
     OrganizationSummary,
     SessionItem,
 )
-from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, Call, Endpoint, Shape
+from exporter.devin.table import ACTIVE_USER_PERIODS, Call, Endpoint, Shape
 from exporter.polling.attribution import Attribution, top_users
 from exporter.polling.live import SessionSync
 from exporter.polling.targets import Target
@@ -75,24 +75,50 @@ async def _outcome(
     return answer
 
 
-class Strategy(Protocol):
-    """What one shape of endpoint does in a poll."""
+BackfillCut = Literal["each", "once", "range"]
+"""How a backfill answers its steps: a request per step (`each`), one listing for every step
+(`once`), or one request over the whole range cut to each step (`range`)."""
+
+
+class Strategy:
+    """What one shape of endpoint does in a poll, and everything else that depends on the
+    shape: what the state file keeps of it, what a backfill asks of it, and its order."""
+
+    # Polled before the others: the billing cycle, where every `cycle` window starts.
+    first: ClassVar[bool] = False
+    # Keeps what earlier polls saw (a SessionSync): the session list.
+    live: ClassVar[bool] = False
+    # Ranked and labelled by the `attribution` settings: per-user consumption.
+    attributed: ClassVar[bool] = False
+    # Asked by a backfill, and how; None: it has no past to ask for.
+    backfill: ClassVar[BackfillCut | None] = None
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         """The windows (or buckets) the samples are kept under."""
-        ...
+        raise NotImplementedError
 
-    def requests_per_poll(self, configured: Sequence[Window]) -> int: ...
+    def requests_per_poll(self, configured: Sequence[Window]) -> int:
+        raise NotImplementedError
 
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
         """Every window's value, or the error that kept it from us."""
-        ...
+        raise NotImplementedError
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        """What a sample holds, as the state file keeps it; None: not kept."""
+        return None
+
+    def backfill_requests(self, configured: Sequence[Window], times: Sequence[int]) -> int:
+        """The requests a backfill over these steps sends (with `backfill` set)."""
+        return 1 if times else 0
 
 
-class Rolling:
+class Rolling(Strategy):
     """One request per window, over [now - window, now]."""
+
+    backfill = "each"
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return list(configured)
@@ -103,12 +129,17 @@ class Rolling:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        row = ENDPOINTS[target.endpoint]
         known = span.known(windows)
         outcomes = await asyncio.gather(
-            *(_outcome(api, row, target, span.start_of(w), span.now) for w in known)
+            *(_outcome(api, target.row, target, span.start_of(w), span.now) for w in known)
         )
         return {w.label: o for w, o in zip(known, outcomes, strict=True)}
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return row.model
+
+    def backfill_requests(self, configured: Sequence[Window], times: Sequence[int]) -> int:
+        return len(times) * self.requests_per_poll(configured)
 
 
 class ConsumedAcus(BaseModel):
@@ -142,9 +173,11 @@ def billing_days_of(window: Window, span: Span) -> tuple[float, float]:
     return today - window.seconds, today
 
 
-class DailyBuckets:
+class DailyBuckets(Strategy):
     """Daily consumption: one request per poll, from the first billing day any window
     needs; `cycle` is always there (for devin_billing_cycle_acus_consumed)."""
+
+    backfill = "range"
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         kept = [w for w in configured if consumption_window(w)]
@@ -158,12 +191,18 @@ class DailyBuckets:
     ) -> dict[str, Outcome]:
         bounds = {w.label: billing_days_of(w, span) for w in span.known(windows)}
         first_day = min(first for first, _ in bounds.values())
-        row = ENDPOINTS[target.endpoint]
-        answer = await _outcome(api, row, target, first_day, span.now)
+        answer = await _outcome(api, target.row, target, first_day, span.now)
         if not isinstance(answer, DailyConsumption):
             return dict.fromkeys(bounds, answer)
-        rest = row.org_product if target.org else None
+        rest = target.row.org_product if target.org else None
         return {label: consumed(answer, *days, rest) for label, days in bounds.items()}
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return ConsumedAcus
+
+    def backfill_requests(self, configured: Sequence[Window], times: Sequence[int]) -> int:
+        """One for the whole range, and the day so far at each step inside a billing day."""
+        return (1 + sum(1 for t in times if day_start(t) != t)) if times else 0
 
 
 def consumed(
@@ -186,9 +225,12 @@ def consumed(
     return ConsumedAcus(by_product=totals)
 
 
-class UserWindows:
+class UserWindows(Strategy):
     """Per-user ACUs, enterprise-wide: one request per consumption window (the windows of
-    daily consumption), over exactly the billing days devin_acus_consumed sums for it."""
+    daily consumption), over exactly the billing days devin_acus_consumed sums for it.
+    Not kept in the state file nor backfilled: user labels are the daemon's alone to give."""
+
+    attributed = True
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return DailyBuckets().windows(configured)
@@ -199,11 +241,9 @@ class UserWindows:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        row = ENDPOINTS[target.endpoint]
-
         async def one(window: Window) -> Outcome:
             first, end = billing_days_of(window, span)
-            answer = await _outcome(api, row, target, first, min(end, span.now))
+            answer = await _outcome(api, target.row, target, first, min(end, span.now))
             if not isinstance(answer, DailyConsumption):
                 return answer
             if answer.consumption_by_user is None:
@@ -233,9 +273,11 @@ PERIODS: dict[str, tuple[str, float]] = {
 assert {p for p, _ in PERIODS.values()} == set(ACTIVE_USER_PERIODS)
 
 
-class PeriodBuckets:
+class PeriodBuckets(Strategy):
     """dau/wau/mau: per period, the buckets of the last few periods; the last complete one
     is kept under the period's name (`day`, `week`, `month`), whatever the windows."""
+
+    backfill = "range"
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return [Window(back, name) for name, (_, back) in PERIODS.items()]
@@ -246,10 +288,10 @@ class PeriodBuckets:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        row = ENDPOINTS[target.endpoint]
-
         async def latest(period: str, back: float) -> Outcome:
-            answer = await _outcome(api, row, target, span.now - back, span.now, period=period)
+            answer = await _outcome(
+                api, target.row, target, span.now - back, span.now, period=period
+            )
             if not isinstance(answer, ActiveUsersSeries):
                 return answer
             return last_complete(answer.root, span.now)
@@ -257,6 +299,12 @@ class PeriodBuckets:
         names = [w.label for w in windows]
         outcomes = await asyncio.gather(*(latest(*PERIODS[n]) for n in names))
         return dict(zip(names, outcomes, strict=True))
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return LatestActiveUsers
+
+    def backfill_requests(self, configured: Sequence[Window], times: Sequence[int]) -> int:
+        return len(PERIODS) if times else 0
 
 
 def last_complete(buckets: Sequence[ActiveUsers], now: float) -> Outcome:
@@ -273,8 +321,12 @@ def last_complete(buckets: Sequence[ActiveUsers], now: float) -> Outcome:
 CURRENT = Window(31 * DAY_SECONDS, "current")
 
 
-class Cycles:
-    """The enterprise's billing cycles (every page); the current one is kept as `current`."""
+class Cycles(Strategy):
+    """The enterprise's billing cycles (every page); the current one is kept as `current`.
+    Polled first: the `cycle` windows of every other target start where it does."""
+
+    first = True
+    backfill = "once"
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return [CURRENT]
@@ -285,7 +337,7 @@ class Cycles:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        row = ENDPOINTS[target.endpoint]
+        row = target.row
         try:
             if row.pagination == "none":  # v2: one plain array
                 cycles: list[BillingCycle] = (await api.fetch(row, target.key, row.call())).root
@@ -301,6 +353,9 @@ class Cycles:
                 )
             }
         return {CURRENT.label: max(current, key=lambda cycle: cycle.start)}
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return BillingCycle
 
 
 class AcuLimits(BaseModel):
@@ -319,9 +374,9 @@ class OrgLimits(BaseModel):
 LIMITS = Window(0.0, "limits")
 
 
-class Listing:
-    """A list read page by page, once per poll, kept as one value under `limits`: the ACU
-    limits, or the organisations' listing (for their limits per cycle and per session)."""
+class Listing(Strategy):
+    """A list read page by page, once per poll, kept as one value under `limits`. Not
+    backfilled: today's limits say nothing of the limits of the past."""
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return [LIMITS]
@@ -332,20 +387,38 @@ class Listing:
     async def fetch(
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
-        row = ENDPOINTS[target.endpoint]
         try:
-            items = await api.pages(row, target.key)
+            items = await api.pages(target.row, target.key)
         except DevinAPIError as err:
             return {LIMITS.label: err}
-        if row.shape == "limits":
-            return {LIMITS.label: AcuLimits(items=items)}
+        return {LIMITS.label: self.value(items)}
+
+    def value(self, items: list[Any]) -> BaseModel:
+        raise NotImplementedError
+
+
+class LimitListing(Listing):
+    """The enterprise's ACU limits."""
+
+    def value(self, items: list[Any]) -> BaseModel:
+        return AcuLimits(items=items)
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return AcuLimits
+
+
+class OrgListing(Listing):
+    """The organisations' listing, for their limits per cycle and per session."""
+
+    def value(self, items: list[Any]) -> BaseModel:
         orgs = cast(list[OrganizationSummary], items)
-        return {
-            LIMITS.label: OrgLimits(
-                cycle={o.org_id: o.max_cycle_acu_limit for o in orgs},
-                session={o.org_id: o.max_session_acu_limit for o in orgs},
-            )
-        }
+        return OrgLimits(
+            cycle={o.org_id: o.max_cycle_acu_limit for o in orgs},
+            session={o.org_id: o.max_session_acu_limit for o in orgs},
+        )
+
+    def value_type(self, row: Endpoint[Any]) -> type[BaseModel] | None:
+        return OrgLimits
 
 
 LIVE = Window(0.0, "live")
@@ -353,9 +426,12 @@ LIVE = Window(0.0, "live")
 SESSION_PAGE_SIZE = 200
 
 
-class LiveList:
+class LiveList(Strategy):
     """The session list: one listing per poll (every page counts as one request in the
-    plan), updated since the previous poll, folded into the target's `SessionSync`."""
+    plan), updated since the previous poll, folded into the target's `SessionSync`. Not
+    kept in the state file as samples, nor backfilled: live state has no past to ask for."""
+
+    live = True
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return [LIVE]
@@ -367,7 +443,7 @@ class LiveList:
         self, api: DevinAPI, target: Target, windows: Sequence[Window], span: Span
     ) -> dict[str, Outcome]:
         sync = span.sessions if span.sessions is not None else SessionSync()
-        row = cast(Endpoint[CursorPage[SessionItem]], ENDPOINTS[target.endpoint])
+        row = cast(Endpoint[CursorPage[SessionItem]], target.row)
         try:
             org = row.call(target.org)
             call = Call(org.path, {**org.params, "updated_after": sync.updated_after(span.now)})
@@ -382,13 +458,13 @@ STRATEGIES: dict[Shape, Strategy] = {
     "daily": DailyBuckets(),
     "periods": PeriodBuckets(),
     "cycles": Cycles(),
-    "limits": Listing(),
-    "list": Listing(),
+    "limits": LimitListing(),
+    "list": OrgListing(),
     "live": LiveList(),
     "users": UserWindows(),
 }
 
 
-def strategy_of(endpoint: str) -> Strategy:
-    """How the endpoint named `endpoint` is polled (a KeyError for a listing)."""
-    return STRATEGIES[ENDPOINTS[endpoint].shape]
+def strategy_of(row: Endpoint[Any]) -> Strategy:
+    """How `row` is polled, by its shape."""
+    return STRATEGIES[row.shape]

@@ -6,6 +6,7 @@ from pydantic import SecretStr
 
 from exporter.backfill.plan import requests_of
 from exporter.backfill.steps import Steps, parse_until
+from exporter.devin.table import ENDPOINTS
 from exporter.polling.targets import Target
 from exporter.windows import Window
 
@@ -15,7 +16,7 @@ TIMES = Steps(90 * 86400, parse_until("2026-11-20T08:00:00Z"), 3600).times
 
 
 def target(endpoint: str) -> Target:
-    return Target(endpoint, "org-a", SecretStr("cog_x"), 300)
+    return Target(ENDPOINTS[endpoint], "org-a", SecretStr("cog_x"), 300)
 
 
 def test_a_rolling_endpoint_costs_a_request_per_window_and_step() -> None:

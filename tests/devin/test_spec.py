@@ -187,7 +187,7 @@ MODES: dict[str, Callable[[], Settings]] = {
 async def _poll_every_target(client: DevinClient, settings: Settings) -> None:
     windows = settings.windows
     for target in build_targets(settings):
-        strategy = strategy_of(target.endpoint)
+        strategy = strategy_of(target.row)
         await strategy.fetch(client, target, strategy.windows(windows), Span(NOW))
     if settings.devin.enterprise_service_user_key or settings.devin.enterprise_key:
         await list_organizations(client, settings)
@@ -246,5 +246,6 @@ def test_the_checker_refuses_what_the_contract_lacks() -> None:
 
 def test_a_window_list_reaches_every_strategy() -> None:
     assert {"cycle"} <= {
-        w.label for w in strategy_of("v3_org_consumption_daily").windows([Window.parse("7d")])
+        w.label
+        for w in strategy_of(ENDPOINTS["v3_org_consumption_daily"]).windows([Window.parse("7d")])
     }

@@ -324,7 +324,7 @@ async def test_a_failing_target_is_contained_reported_and_recovers(
     assert case.attempts * len(windows) == spent[bad.endpoint, bad.org]
     for t in runtime.poller.targets:
         if t != bad:
-            assert strategy_of(t.endpoint).requests_per_poll(windows) == spent[t.endpoint, t.org]
+            assert strategy_of(t.row).requests_per_poll(windows) == spent[t.endpoint, t.org]
 
     # The fault ends: one poll brings the API's numbers back. After a 401/403 the target
     # waits out its auth backoff first, without a request to Devin before then.
@@ -426,7 +426,7 @@ async def test_an_absorbed_fault_costs_only_its_retries(
     assert len(windows) + sum(case.retries.values()) == spent[bad.endpoint, bad.org]
     for t in runtime.poller.targets:
         if t != bad:
-            assert strategy_of(t.endpoint).requests_per_poll(windows) == spent[t.endpoint, t.org]
+            assert strategy_of(t.row).requests_per_poll(windows) == spent[t.endpoint, t.org]
         # Every other target's numbers are as they were.
         if t != bad:
             assert devin_values(before, t) == devin_values(during, t)

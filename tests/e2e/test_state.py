@@ -121,7 +121,7 @@ async def test_every_kind_of_value_survives_the_round_trip(
     kept = {
         key: sample
         for key, sample in snapshot.samples.items()
-        if value_type(key[0].endpoint) is not None
+        if value_type(key[0].row) is not None
     }
     assert {type(s.value).__name__ for s in kept.values()} >= {
         "SessionMetrics",

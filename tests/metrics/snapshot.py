@@ -23,6 +23,7 @@ from exporter.devin.models import (
     UsageMetrics,
     V2PrMetrics,
 )
+from exporter.devin.table import ENDPOINTS
 from exporter.metrics.view import Billing, View
 from exporter.polling.attribution import UserAcus
 from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions, RepoCount
@@ -36,7 +37,7 @@ KEY = SecretStr("cog_golden")
 
 
 def _target(endpoint: str, org: str = "org-a", segment: str = "") -> Target:
-    return Target(endpoint, org, KEY, interval_seconds=300.0, segment=segment)
+    return Target(ENDPOINTS[endpoint], org, KEY, interval_seconds=300.0, segment=segment)
 
 
 def _values() -> list[tuple[Target, str, BaseModel]]:

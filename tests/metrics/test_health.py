@@ -5,13 +5,14 @@ from __future__ import annotations
 from fakes import NOW, Clock, FakeDevin, make_poller
 from pydantic import SecretStr
 
+from exporter.devin.table import ENDPOINTS
 from exporter.metrics.families.health import HealthCollector, poll_intervals
 from exporter.metrics.view import View
 from exporter.polling.targets import Target
 
 
 def make_target(endpoint: str, org: str, interval_seconds: float, segment: str = "") -> Target:
-    return Target(endpoint, org, SecretStr("cog_a"), interval_seconds, segment)
+    return Target(ENDPOINTS[endpoint], org, SecretStr("cog_a"), interval_seconds, segment)
 
 
 def test_poll_interval_is_served_per_endpoint_from_the_snapshots_targets() -> None:

@@ -6,6 +6,7 @@ from pydantic import BaseModel, SecretStr
 
 from exporter.config import Organization
 from exporter.devin.models import AcuLimit
+from exporter.devin.table import ENDPOINTS
 from exporter.metrics.families.limits import LimitsCollector
 from exporter.metrics.view import Billing, View
 from exporter.polling.poller import Sample, Snapshot
@@ -24,7 +25,7 @@ def collected(
 ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """{(family, labels): value} the collector yields for these samples (by endpoint)."""
     samples = {
-        (Target(endpoint, "", KEY, 3600.0), "limits"): Sample(value, NOW)
+        (Target(ENDPOINTS[endpoint], "", KEY, 3600.0), "limits"): Sample(value, NOW)
         for endpoint, value in values.items()
     }
     snapshot = Snapshot(1, tuple(t for t, _ in samples), (), samples, {}, {}, frozenset())

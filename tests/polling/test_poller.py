@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from exporter.devin.client import DevinAPIError
 from exporter.devin.models import BillingCycle, EnterpriseSessions, SessionMetrics
-from exporter.devin.table import Call, Endpoint
+from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.metrics.instruments import Instruments
 from exporter.polling import poller as poller_module
 from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS, Poller, Sample
@@ -150,7 +150,7 @@ async def test_close_cancels_polls_in_flight_quietly() -> None:
 
 async def test_enterprise_targets_are_polled_with_org_filters() -> None:
     api, clock = FakeDevin(), Clock()
-    enterprise = Target("v2_enterprise_sessions", "", SecretStr("apk_user_x"))
+    enterprise = Target(ENDPOINTS["v2_enterprise_sessions"], "", SecretStr("apk_user_x"))
     poller = make_poller(api, clock, enterprise)
     await poller.poll_all()
     value = poller.samples[enterprise, "1h"].value
@@ -203,7 +203,7 @@ class CycleDevin(FakeDevin):
 
 
 CYCLE_START = int(NOW) - 10 * 86400
-CYCLES = Target("v3_enterprise_consumption_cycles", "", SecretStr("cog_e"), INTERVAL)
+CYCLES = Target(ENDPOINTS["v3_enterprise_consumption_cycles"], "", SecretStr("cog_e"), INTERVAL)
 
 
 def cycle_poller(api: FakeDevin) -> Poller:

@@ -25,6 +25,7 @@ from exporter.config import Organization, load_settings
 from exporter.demo.app import DemoAccount
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.devin.client import REASONS, DevinAPIError
+from exporter.devin.table import ENDPOINTS
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
 from exporter.polling.plan import build_targets
@@ -147,14 +148,14 @@ async def test_a_failed_window_keeps_its_http_status_and_time() -> None:
 @pytest.mark.parametrize("reason", REASONS)
 @pytest.mark.parametrize("endpoint", ["v3_org_sessions", "v2_enterprise_sessions"])
 def test_every_reason_has_a_hint_for_the_target(endpoint: str, reason: str) -> None:
-    hint = hint_for(Target(endpoint, "org-a", SecretStr("cog_x")), reason)
+    hint = hint_for(Target(ENDPOINTS[endpoint], "org-a", SecretStr("cog_x")), reason)
     assert len(hint) > 20
     assert "{" not in hint
 
 
 def test_the_hint_names_the_organisation_or_the_enterprise() -> None:
     assert "org-a" in hint_for(target("org-a"), "forbidden")
-    enterprise = Target("v2_enterprise_sessions", "", SecretStr("apk_user_x"))
+    enterprise = Target(ENDPOINTS["v2_enterprise_sessions"], "", SecretStr("apk_user_x"))
     assert "the enterprise" in hint_for(enterprise, "not_found")
 
 
@@ -257,7 +258,9 @@ async def test_organisation_names_are_shown_and_escaped() -> None:
 
 async def test_a_segment_is_named_on_its_row_and_in_the_json() -> None:
     api, clock = FakeDevin(), Clock()
-    segment = Target("v3_org_sessions", "org-a", SecretStr("cog_a"), INTERVAL, segment="team-a")
+    segment = Target(
+        ENDPOINTS["v3_org_sessions"], "org-a", SecretStr("cog_a"), INTERVAL, segment="team-a"
+    )
     poller = make_poller(api, clock, target("org-a"), segment)
     await poller.poll_all()
     async with serve(poller, clock) as url, httpx.AsyncClient() as http:
@@ -427,5 +430,5 @@ async def test_demo_failures_show_with_names_statuses_and_hints(
 def test_a_403_hint_names_the_permission_in_each_spelling_of_devins_pages(
     endpoint: str, spellings: tuple[str, str]
 ) -> None:
-    hint = hint_for(Target(endpoint, "org-a", SecretStr("cog_x")), "forbidden")
+    hint = hint_for(Target(ENDPOINTS[endpoint], "org-a", SecretStr("cog_x")), "forbidden")
     assert all(spelling in hint for spelling in spellings), hint
