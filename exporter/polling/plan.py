@@ -13,8 +13,6 @@ from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 
 _TWINS = {r.twin for r in ROWS} | {r.v2_twin for r in ROWS}
-# Read by every replica, one small listing each: the billing cycle and the ACU limits.
-_BILLING_SHAPES = frozenset({"cycles", "limits", "list"})
 # Polled for every organisation of the shard, with the org's key or through a twin.
 _ORG_ROWS = tuple(r for r in ROWS if r.scope == "organization" and r.group)
 # Polled once for the whole enterprise (by shard 0): enterprise rows that are no org
@@ -26,14 +24,17 @@ _ENTERPRISE_ROWS = tuple(
     and r.group
     and r.name not in _TWINS
     and not r.per_org_path
-    and r.shape not in _BILLING_SHAPES
+    and not strategy_of(r).billing
 )
-# The rows each source of the billing cycle reads, and the rows that read ACU limits with
+# Read by every replica, one small listing each (see `billing_targets`): the row each
+# source of the billing cycle reads, by version, and the rows that read ACU limits with
 # each kind of enterprise key (session limits exist only in the organisations' listings).
-CYCLE_ROWS = {"v3": "v3_enterprise_consumption_cycles", "v2": "v2_enterprise_consumption_cycles"}
+CYCLE_ROWS = {r.version: r for r in ROWS if strategy_of(r).billing and strategy_of(r).first}
 LIMIT_ROWS = {
-    "enterprise_service_user": ("v3_enterprise_acu_limits", "v3_enterprise_organizations"),
-    "enterprise_admin": ("v2_enterprise_organizations",),
+    kind: tuple(
+        r for r in ROWS if r.key == kind and strategy_of(r).billing and not strategy_of(r).first
+    )
+    for kind in ("enterprise_service_user", "enterprise_admin")
 }
 
 
@@ -87,7 +88,7 @@ def billing_targets(settings: Settings) -> list[Target]:
     targets = []
     source = settings.cycle_source
     if source in CYCLE_ROWS:
-        row = ENDPOINTS[CYCLE_ROWS[source]]
+        row = CYCLE_ROWS[source]
         key = _enterprise_keys(settings)[row.key]
         if key is not None:
             targets.append(Target(row, "", key, settings.interval_of("billing_cycles")))
@@ -95,7 +96,7 @@ def billing_targets(settings: Settings) -> list[Target]:
         for kind, key in _enterprise_keys(settings).items():
             if key is not None:
                 interval = settings.interval_of("acu_limits")
-                targets += [Target(ENDPOINTS[name], "", key, interval) for name in LIMIT_ROWS[kind]]
+                targets += [Target(row, "", key, interval) for row in LIMIT_ROWS[kind]]
                 break  # the v3 key, or else the v2 one
     return targets
 

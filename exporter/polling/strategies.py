@@ -84,6 +84,8 @@ class Strategy:
     """What one shape of endpoint does in a poll, and everything else that depends on the
     shape: what the state file keeps of it, what a backfill asks of it, and its order."""
 
+    # Read by every replica, whatever its shard: the billing cycle and the ACU limits.
+    billing: ClassVar[bool] = False
     # Polled before the others: the billing cycle, where every `cycle` window starts.
     first: ClassVar[bool] = False
     # Keeps what earlier polls saw (a SessionSync): the session list.
@@ -325,6 +327,7 @@ class Cycles(Strategy):
     """The enterprise's billing cycles (every page); the current one is kept as `current`.
     Polled first: the `cycle` windows of every other target start where it does."""
 
+    billing = True
     first = True
     backfill = "once"
 
@@ -377,6 +380,8 @@ LIMITS = Window(0.0, "limits")
 class Listing(Strategy):
     """A list read page by page, once per poll, kept as one value under `limits`. Not
     backfilled: today's limits say nothing of the limits of the past."""
+
+    billing = True
 
     def windows(self, configured: Sequence[Window]) -> list[Window]:
         return [LIMITS]

@@ -1,26 +1,32 @@
-"""The bucket maths of the polling strategies: which billing days a consumption window
-sums, and which dau/wau/mau bucket counts as the last complete one."""
+"""The polling strategies: the bucket maths (which billing days a consumption window sums,
+which dau/wau/mau bucket counts as the last complete one), and what each shape says for
+its rows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fakes import FakeDevin, target
 
 from exporter.devin.client import DevinAPIError
-from exporter.devin.models import ActiveUsers, DailyConsumption, SessionMetrics
-from exporter.devin.table import ENDPOINTS, ROWS
+from exporter.devin.models import ActiveUsers, BillingCycle, DailyConsumption, SessionMetrics
+from exporter.devin.table import ENDPOINTS, ROWS, Endpoint
 from exporter.polling.strategies import (
     STRATEGIES,
+    AcuLimits,
+    ConsumedAcus,
     DailyBuckets,
     LatestActiveUsers,
+    OrgLimits,
     Rolling,
     Span,
     billing_days_of,
     consumed,
     consumption_window,
     last_complete,
+    strategy_of,
 )
 from exporter.windows import Window
 
@@ -174,3 +180,37 @@ def test_no_complete_bucket_is_an_invalid_response() -> None:
 def test_every_polled_row_has_a_strategy() -> None:
     polled = {row.shape for row in ROWS if row.group is not None}
     assert polled <= set(STRATEGIES)
+
+
+# What each shape's strategy says for its rows: the state file's value type (None: not
+# kept), how a backfill answers it (None: not backfilled), read first, every replica.
+SHAPES = {
+    "window": ("the row's model", "each", False, False),
+    "daily": (ConsumedAcus, "range", False, False),
+    "periods": (LatestActiveUsers, "range", False, False),
+    "cycles": (BillingCycle, "once", True, True),
+    "limits": (AcuLimits, None, False, True),
+    "list": (OrgLimits, None, False, True),
+    "live": (None, None, False, False),
+    "users": (None, None, False, False),
+}
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.group is not None], ids=lambda r: r.name)
+def test_what_depends_on_a_rows_shape_is_its_strategys_to_say(row: Endpoint[Any]) -> None:
+    kept, backfill, first, billing = SHAPES[row.shape]
+    strategy = strategy_of(row)
+    assert (row.model if kept == "the row's model" else kept) == strategy.value_type(row)
+    assert (backfill, first, billing) == (strategy.backfill, strategy.first, strategy.billing)
+    assert strategy.live == (row.shape == "live")
+    assert strategy.attributed == (row.shape == "users")
+
+
+def test_a_backfill_asks_each_shape_for_what_its_steps_need() -> None:
+    windows = [Window.parse("1h"), Window.parse("24h")]
+    steps = [int(TODAY), int(TODAY) + 3600, int(TODAY) + 7200]  # the first on a day's start
+    assert 6 == Rolling().backfill_requests(windows, steps)
+    assert 1 + 2 == DailyBuckets().backfill_requests(windows, steps)
+    assert 3 == STRATEGIES["periods"].backfill_requests(windows, steps)
+    assert 1 == STRATEGIES["cycles"].backfill_requests(windows, steps)
+    assert 0 == STRATEGIES["cycles"].backfill_requests(windows, [])
