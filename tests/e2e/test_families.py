@@ -1,4 +1,6 @@
-"""PRs, searches, active users, consumption, cycles and categories, end to end."""
+"""The metric families beyond the seed sessions (PRs, searches, active users, usage,
+consumption, cycles, categories) equal the demo API end to end, through every key's route:
+an org's own key, the enterprise service user by `org_ids`, and the v2 enterprise admin key."""
 
 from __future__ import annotations
 
