@@ -582,6 +582,12 @@ ROWS: tuple[Endpoint[Any], ...] = (
 
 ENDPOINTS: dict[str, Endpoint[Any]] = {row.name: row for row in ROWS}
 
+# The rows the exporter picks by role, named here once: the organisations' listings by the
+# key that reads them (discovery), and the sessions row that segments slice by its filters.
+ORG_LISTINGS: dict[KeyKind, Endpoint[Any]] = {row.key: row for row in ROWS if row.shape == "list"}
+SEGMENTED = ENDPOINTS["v3_org_sessions"]
+assert _SESSION_FILTERS <= SEGMENTED.params
+
 
 def endpoint(name: str) -> Endpoint[Any]:
     """The row named `name`; a KeyError names it."""

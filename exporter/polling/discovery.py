@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from exporter.config import Organization, Settings
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.redact import Redactor
-from exporter.devin.table import ENDPOINTS
+from exporter.devin.table import ORG_LISTINGS
 
 log = structlog.get_logger("exporter.polling.discovery")
 
@@ -22,13 +22,13 @@ async def list_organizations(api: DevinAPI, settings: Settings) -> list[Organiza
     devin = settings.devin
     if devin.enterprise_service_user_key is not None:
         found = await api.pages(
-            ENDPOINTS["v3_enterprise_organizations"],
+            ORG_LISTINGS["enterprise_service_user"],
             devin.enterprise_service_user_key,
             page_size=discovery.page_size,
         )
     elif devin.enterprise_key is not None:
         found = await api.pages(
-            ENDPOINTS["v2_enterprise_organizations"],
+            ORG_LISTINGS["enterprise_admin"],
             devin.enterprise_key,
             page_size=discovery.page_size,
         )

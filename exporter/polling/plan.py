@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from exporter.config import Organization, Settings
-from exporter.devin.table import ENDPOINTS, ROWS, Endpoint
+from exporter.devin.table import ENDPOINTS, ROWS, SEGMENTED, Endpoint
 from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 
@@ -137,7 +137,7 @@ def _segment_targets(settings: Settings, orgs: list[Organization]) -> list[Targe
             if values
         )
         targets += [
-            Target(ENDPOINTS["v3_org_sessions"], o.id, key, interval, segment.name, filters)
+            Target(SEGMENTED, o.id, key, interval, segment.name, filters)
             for o in orgs
             if (key := settings.key_for(o)) is not None and not settings.through_enterprise(o)
         ]
