@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from exporter.devin.models import BillingCycle
 from exporter.devin.table import ENDPOINTS
 from exporter.files import write_atomically
-from exporter.polling.poller import Poller, Sample, Snapshot, WindowState
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Sample, Snapshot, WindowState
 from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
 from exporter.polling.targets import Target
 

@@ -27,8 +27,9 @@ from exporter.demo.faults import Fault, PlanEntry
 from exporter.devin.client import REASONS, DevinAPIError
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
+from exporter.polling.hints import hint_for
 from exporter.polling.plan import build_targets
-from exporter.polling.poller import Poller, hint_for
+from exporter.polling.poller import Poller
 from exporter.polling.targets import Target
 from exporter.web.listener import listen
 from exporter.web.server import ExporterApp
