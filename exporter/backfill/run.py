@@ -35,7 +35,7 @@ from exporter.files import replacing
 from exporter.metrics.families.health import HealthCollector
 from exporter.metrics.registry import collectors
 from exporter.metrics.view import View
-from exporter.polling.poller import Sample, Snapshot
+from exporter.polling.snapshot import Sample, Snapshot
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
 from exporter.windows import day_cycle

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
 from exporter.config import Organization
-from exporter.polling.poller import Snapshot, fresh_samples, stale_after_for
+from exporter.polling.snapshot import Snapshot, fresh_samples, stale_after_for
 from exporter.polling.targets import Target
 
 _Value = TypeVar("_Value", bound=BaseModel)

@@ -5,126 +5,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import BaseModel
 
 from exporter.devin.client import DevinAPI, DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
-from exporter.devin.table import ENDPOINTS
 from exporter.metrics.instruments import Instruments
 from exporter.polling.admission import Admission
 from exporter.polling.attribution import Attribution
+from exporter.polling.backoff import AUTH_REASONS, AuthBackoff, refused_again
+from exporter.polling.hints import hint_for
 from exporter.polling.live import DEFAULT_LOOKBACK_SECONDS, DEFAULT_MAX_REPOS, SessionSync
+from exporter.polling.snapshot import Sample, Snapshot, Value, WindowState
 from exporter.polling.strategies import Span, strategy_of
 from exporter.polling.targets import Target
 from exporter.windows import Window, day_cycle
 
 Clock = Callable[[], float]
-Value = BaseModel  # one of the response models of exporter.devin.models
 
 log = structlog.get_logger("exporter.polling.poller")
 
 
-@dataclass(frozen=True)
-class Sample:
-    """A value Devin returned for one (target, window), and when."""
-
-    value: Value
-    fetched_at: float
-
-
-@dataclass
-class WindowState:
-    """What the status page and devin_up know of one (target, window)."""
-
-    last_success: float | None = None
-    last_error: str | None = None  # reason of the latest poll, None if it succeeded
-    last_attempt: float | None = None
-    # The most recent failure, kept after recovery for the status page.
-    last_failure: str | None = None
-    last_failure_at: float | None = None
-    last_failure_status: int | None = None  # its HTTP status; None without an answer
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A consistent copy of what the poller knows, for rendering away from the event loop."""
-
-    version: int
-    targets: tuple[Target, ...]
-    windows: tuple[Window, ...]
-    samples: Mapping[tuple[Target, str], Sample]
-    states: Mapping[tuple[Target, str], WindowState]
-    up: Mapping[Target, bool]
-    auth_failing: frozenset[Target]
-    # The current billing cycle's [start, end), as the poller knows it; None: unknown.
-    cycle: tuple[float, float] | None = None
-
-
 # How long new targets wait for a new billing-cycle target's first poll to end.
 CYCLE_WAIT_SECONDS = 10.0
-# After a 401 or 403 a target's polls slow down, doubling up to this.
-AUTH_BACKOFF_MAX_SECONDS = 3600.0
-_AUTH_REASONS = frozenset({"unauthorized", "forbidden"})
-_AUTH_HINTS = {
-    ("v3_org_sessions", "unauthorized"): (
-        "the service user key is unknown or revoked: create a new key for the service user "
-        "and update service_user_key_file"
-    ),
-    ("v3_org_sessions", "forbidden"): (
-        "service user lacks {permission} on {org} (or the key is not a cog_ service user "
-        "key): grant the permission, or remove the organization from the config"
-    ),
-    ("v2_enterprise_sessions", "unauthorized"): (
-        "the enterprise key is unknown or revoked: create a new personal API key as an "
-        "enterprise admin and update enterprise_key_file"
-    ),
-    ("v2_enterprise_sessions", "forbidden"): (
-        "the enterprise key is not an enterprise admin's personal API key (apk_user_...)"
-    ),
-}
-
-
-_GENERIC_HINTS = {
-    "unauthorized": "the key is unknown or revoked: create a new one and update its _file",
-    "forbidden": (
-        "the key lacks {permission} ({level}), which this endpoint needs for {org}: grant "
-        "it, or disable the endpoint group"
-    ),
-    # The other reasons of DevinAPIError, as docs/runbook.md explains them.
-    "timeout": "Devin did not answer in time: raise devin.timeout, or check the egress path",
-    "connection": "Devin could not be reached: check DNS, proxy and firewall egress rules",
-    "rate_limited": "Devin kept answering 429: lower devin.requests_per_second",
-    "not_found": "Devin answered 404 for {org}: check its id in organizations",
-    "client_error": "Devin refused the request: check the exporter version against its API",
-    "server_error": "Devin's side failed: check Devin's status page and wait",
-    "invalid_response": "Devin's answer did not fit its contract: check the exporter version",
-    "response_too_large": "the answer exceeded devin.max_response_bytes: raise the limit",
-}
-
-
-def hint_for(target: Target, reason: str) -> str:
-    """What an operator can do about `reason` (one of DevinAPIError's) on this target."""
-    template = _AUTH_HINTS.get((target.endpoint, reason)) or _GENERIC_HINTS.get(reason, "")
-    row = ENDPOINTS[target.endpoint]
-    return template.format(
-        org=target.org or "the enterprise", permission=row.permissions, level=row.scope
-    )
-
-
-@dataclass
-class AuthBackoff:
-    """A target whose key was refused: how often in a row, and when to try again."""
-
-    reason: str
-    failures: int
-    retry_at: float
 
 
 class Poller:
@@ -437,11 +345,9 @@ class Poller:
             and self._record(target, w, (outcome := outcomes[w.label]), now)
             and isinstance(outcome, DevinAPIError)
         }
-        self._track_auth(
-            target, next((r for r in failed.values() if r in _AUTH_REASONS), None), now
-        )
+        self._track_auth(target, next((r for r in failed.values() if r in AUTH_REASONS), None), now)
         self._changed()
-        if failed and not _AUTH_REASONS & set(failed.values()):
+        if failed and not AUTH_REASONS & set(failed.values()):
             log.warning(
                 "poll_failed",
                 endpoint=target.endpoint,
@@ -537,9 +443,7 @@ class Poller:
                 del self.auth_backoff[target]
                 log.info("auth_recovered", endpoint=target.endpoint, org=target.org)
             return
-        failures = previous.failures + 1 if previous else 1
-        delay = min(target.interval_seconds * 2 ** (failures - 1), AUTH_BACKOFF_MAX_SECONDS)
-        self.auth_backoff[target] = AuthBackoff(reason, failures, now + delay)
+        self.auth_backoff[target] = refused_again(previous, reason, target.interval_seconds, now)
         if previous is None or previous.reason != reason:
             log.error(
                 "auth_failed",
@@ -594,20 +498,3 @@ def _cycles_first(targets: list[Target]) -> tuple[list[Target], list[Target]]:
 
 def _job_id(interval: float) -> str:
     return f"{_JOB_PREFIX}{interval:g}s"
-
-
-def stale_after_for(target: Target, stale_after: float) -> float:
-    """How old a target's samples may get: `stale_after`, but never less than three of
-    the target's own polls (consumption polled hourly must not vanish after 15 minutes)."""
-    return max(stale_after, 3 * target.interval_seconds)
-
-
-def fresh_samples(
-    samples: Mapping[tuple[Target, str], Sample], now: float, stale_after: float
-) -> dict[tuple[Target, str], Sample]:
-    """The samples young enough to serve; older ones vanish from /metrics."""
-    return {
-        (t, w): s
-        for (t, w), s in samples.items()
-        if now - s.fetched_at <= stale_after_for(t, stale_after)
-    }

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from exporter.devin.table import ENDPOINTS, Endpoint
 from exporter.files import write_atomically
-from exporter.polling.poller import Poller, Sample, Snapshot, WindowState
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Sample, Snapshot, WindowState
 from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, Literal
 
-from exporter.polling.poller import Poller, WindowState, hint_for
+from exporter.polling.hints import hint_for
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import WindowState
 from exporter.polling.targets import Target
 
 State = Literal["failing", "backing_off", "pending", "ok"]

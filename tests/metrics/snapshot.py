@@ -27,7 +27,7 @@ from exporter.devin.table import ENDPOINTS
 from exporter.metrics.view import Billing, View
 from exporter.polling.attribution import UserAcus
 from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions, RepoCount
-from exporter.polling.poller import Sample, Snapshot, WindowState
+from exporter.polling.snapshot import Sample, Snapshot, WindowState
 from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
 from exporter.polling.targets import Target
 from exporter.windows import Window

@@ -9,7 +9,7 @@ from exporter.devin.models import AcuLimit
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.families.limits import LimitsCollector
 from exporter.metrics.view import Billing, View
-from exporter.polling.poller import Sample, Snapshot
+from exporter.polling.snapshot import Sample, Snapshot
 from exporter.polling.strategies import AcuLimits, OrgLimits
 from exporter.polling.targets import Target
 

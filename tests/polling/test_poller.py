@@ -16,7 +16,9 @@ from exporter.devin.models import BillingCycle, EnterpriseSessions, SessionMetri
 from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.metrics.instruments import Instruments
 from exporter.polling import poller as poller_module
-from exporter.polling.poller import AUTH_BACKOFF_MAX_SECONDS, Poller, Sample
+from exporter.polling.backoff import AUTH_BACKOFF_MAX_SECONDS
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Sample
 from exporter.polling.targets import Target
 from exporter.windows import Window
 

@@ -24,12 +24,13 @@ from exporter import main
 from exporter.config import Organization, load_settings
 from exporter.demo.app import DemoAccount
 from exporter.demo.faults import Fault, PlanEntry
-from exporter.devin.client import REASONS, DevinAPIError
+from exporter.devin.client import DevinAPIError
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
+from exporter.polling.hints import hint_for
 from exporter.polling.plan import build_targets
-from exporter.polling.poller import Poller, hint_for
+from exporter.polling.poller import Poller
 from exporter.polling.targets import Target
 from exporter.web.listener import listen
 from exporter.web.server import ExporterApp
@@ -143,20 +144,6 @@ async def test_a_failed_window_keeps_its_http_status_and_time() -> None:
     clock.now += INTERVAL
     await poller.poll_all()
     assert (None, NOW + INTERVAL) == (state.last_failure_status, state.last_failure_at)
-
-
-@pytest.mark.parametrize("reason", REASONS)
-@pytest.mark.parametrize("endpoint", ["v3_org_sessions", "v2_enterprise_sessions"])
-def test_every_reason_has_a_hint_for_the_target(endpoint: str, reason: str) -> None:
-    hint = hint_for(Target(ENDPOINTS[endpoint], "org-a", SecretStr("cog_x")), reason)
-    assert len(hint) > 20
-    assert "{" not in hint
-
-
-def test_the_hint_names_the_organisation_or_the_enterprise() -> None:
-    assert "org-a" in hint_for(target("org-a"), "forbidden")
-    enterprise = Target(ENDPOINTS["v2_enterprise_sessions"], "", SecretStr("apk_user_x"))
-    assert "the enterprise" in hint_for(enterprise, "not_found")
 
 
 async def test_status_json_has_one_entry_per_target_with_the_documented_fields() -> None:
@@ -417,18 +404,3 @@ async def test_demo_failures_show_with_names_statuses_and_hints(
     for secret in (demo.account.service_user_key, demo.account.enterprise_key, "injected fault"):
         assert secret not in page
         assert secret not in str(document)
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "spellings"),
-    [
-        ("v3_org_sessions", ("ViewOrgMetrics", "ViewAccountMetrics")),
-        ("v3_org_consumption_daily", ("ViewOrgConsumption", "ManageBilling")),
-        ("v3_enterprise_org_consumption_daily", ("ViewAccountConsumption", "ManageBilling")),
-    ],
-)
-def test_a_403_hint_names_the_permission_in_each_spelling_of_devins_pages(
-    endpoint: str, spellings: tuple[str, str]
-) -> None:
-    hint = hint_for(Target(ENDPOINTS[endpoint], "org-a", SecretStr("cog_x")), "forbidden")
-    assert all(spelling in hint for spelling in spellings), hint
