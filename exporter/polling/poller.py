@@ -13,7 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
 
-from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.client import DevinAPI
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
 from exporter.devin.table import ENDPOINTS

@@ -13,7 +13,8 @@ from conftest import Recorder, answer
 from fakes import SESSION_BODY
 from pydantic import SecretStr
 
-from exporter.devin.client import REASONS, DevinAPIError, DevinClient
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import REASONS, DevinAPIError
 from exporter.devin.table import ENDPOINTS, Call, rfc3339
 
 KEY = "cog_ClientTestKey0123456789abcdefghij"

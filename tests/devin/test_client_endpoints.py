@@ -13,7 +13,8 @@ from conftest import Handler, Recorder, answer
 from pydantic import SecretStr
 
 from exporter.devin import client as client_module
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import (
     KNOWN_ORIGINS,
     ActiveUsers,
@@ -28,6 +29,7 @@ from exporter.devin.models import (
     UsageMetrics,
     V2PrMetrics,
 )
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.spec import Contract
 from exporter.devin.table import ENDPOINTS, RANGE_PARAMS, ROWS, Call, Endpoint
 

@@ -15,7 +15,9 @@ from conftest import Recorder, answer
 from fakes import SESSION_BODY
 from pydantic import SecretStr
 
-from exporter.devin.client import REASONS, DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import REASONS, DevinAPIError
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.table import ENDPOINTS
 
 KEY = "cog_LimitsTestKey0123456789abcdefghij"

@@ -11,8 +11,10 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy, parse_retry_after
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.ratelimit import KeyGates
+from exporter.devin.retries import RetryPolicy, parse_retry_after
 from exporter.devin.table import ENDPOINTS
 from exporter.web.listener import listen
 

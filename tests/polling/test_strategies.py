@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from fakes import FakeDevin, target
 
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import ActiveUsers, DailyConsumption, SessionMetrics
 from exporter.devin.table import ENDPOINTS, ROWS
 from exporter.polling.strategies import (
