@@ -1,4 +1,5 @@
-"""Retries, Retry-After and the poll deadline of DevinClient."""
+"""The retry policy and loop (exporter.devin.retries), through DevinClient: retries,
+Retry-After and the poll deadline."""
 
 from __future__ import annotations
 
