@@ -14,7 +14,14 @@ from fakes import SESSION_BODY
 from pydantic import SecretStr
 
 from exporter.devin.client import DevinClient
-from exporter.devin.errors import REASONS, DevinAPIError
+from exporter.devin.errors import (
+    REASONS,
+    DevinAPIError,
+    error_detail,
+    invalid_response,
+    reason_for_status,
+    safe_detail,
+)
 from exporter.devin.table import ENDPOINTS
 
 KEY = "cog_ClientTestKey0123456789abcdefghij"
@@ -224,3 +231,61 @@ async def test_a_fragment_of_the_key_in_an_error_detail_is_redacted(
     error = await failure(make_client(answer(401, {"detail": f"unknown key ...{KEY[10:22]}"})))
 
     assert "unknown key ...<redacted>" == error.detail
+
+
+# The helpers, directly.
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (302, "invalid_response"),
+        (400, "client_error"),
+        (501, "server_error"),
+        (599, "server_error"),
+    ],
+)
+def test_reason_for_status_names_what_the_client_does_not_map_by_number(
+    status: int, reason: str
+) -> None:
+    assert reason == reason_for_status(status)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (DevinAPIError("timeout"), True),
+        (DevinAPIError("connection", detail="ConnectError"), True),
+        (DevinAPIError("rate_limited", status=429), True),
+        (DevinAPIError("server_error", status=503), True),
+        (DevinAPIError("server_error", status=501), False),
+        (DevinAPIError("not_found", status=404), False),
+        (invalid_response("pagination: end_cursor repeated"), False),
+    ],
+    ids=["timeout", "connection", "429", "503", "501", "404", "invalid"],
+)
+def test_only_timeouts_dropped_connections_429_and_some_5xx_are_transient(
+    error: DevinAPIError, transient: bool
+) -> None:
+    assert transient == error.transient
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b'{"detail": "nope"}', "nope"),
+        (b"<html>Bad gateway</html>", ""),
+        (b"[" * 100_000, ""),  # nested past the parser's depth
+    ],
+    ids=["string-detail", "not-json", "too-deep"],
+)
+def test_error_detail_reads_json_and_gives_up_quietly_on_anything_else(
+    content: bytes, detail: str
+) -> None:
+    assert detail == error_detail(content)
+
+
+def test_safe_detail_cuts_at_200_characters_after_redacting() -> None:
+    text = "x" * 195 + KEY
+
+    assert "x" * 195 + "<reda" == safe_detail(text, KEY)
