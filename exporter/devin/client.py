@@ -134,8 +134,14 @@ class DevinClient:
 
     async def fetch(self, endpoint: Endpoint[_Model], key: SecretStr, call: Call) -> _Model:
         """One answer of `endpoint` for `call`, with retries, parsed into the row's model."""
-        return await self._get(
-            _Request(endpoint.name, endpoint.url(call), key, dict(call.params), endpoint.model)
+        request = _Request(
+            endpoint.name, endpoint.url(call), key, dict(call.params), endpoint.model
+        )
+        on_retry = self._on_retry
+        return await with_retries(
+            self.retry_policy,
+            functools.partial(self._attempt, request),
+            None if on_retry is None else functools.partial(on_retry, endpoint.name),
         )
 
     async def pages(
@@ -195,15 +201,6 @@ class DevinClient:
                 raise invalid_response("pagination: has_more without progress")
             skip = following
         raise invalid_response(f"pagination: more than {MAX_PAGES} pages")
-
-    async def _get(self, request: _Request[_Model]) -> _Model:
-        """One request with its retries (`with_retries`)."""
-        on_retry = self._on_retry
-        return await with_retries(
-            self.retry_policy,
-            functools.partial(self._attempt, request),
-            None if on_retry is None else functools.partial(on_retry, request.endpoint),
-        )
 
     def _url(self, request: _Request[Any]) -> httpx.URL:
         """The request's absolute URL, parsed once: given a relative path and `params`,
