@@ -28,8 +28,10 @@ from exporter.config import (
     Settings,
     load_settings,
 )
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.ratelimit import KeyGates, key_digest
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.transport import AiohttpTransport
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition

@@ -23,7 +23,8 @@ import yaml
 from exporter import main
 from exporter.config import EndpointsSettings, Settings, load_settings
 from exporter.demo.app import DemoAccount, DemoAPI
-from exporter.devin.client import DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.retries import RetryPolicy
 from exporter.web.listener import Listener, listen
 
 # Speed is measured by `make bench`, never asserted in tests: on a shared, loaded machine

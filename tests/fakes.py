@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, SecretStr
 
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import CursorPage, EnterpriseSessions, OffsetPage, SessionMetrics
 from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.metrics.instruments import Instruments

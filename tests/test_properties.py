@@ -28,14 +28,10 @@ from prometheus_client.utils import floatToGoString
 from pydantic import SecretStr, ValidationError
 
 from exporter.config import ConfigError, load_settings
-from exporter.devin.client import (
-    REASONS,
-    DevinAPIError,
-    DevinClient,
-    RetryPolicy,
-    parse_retry_after,
-)
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import REASONS, DevinAPIError
 from exporter.devin.models import KNOWN_ORIGINS, KNOWN_SIZES, EnterpriseSessions, SessionMetrics
+from exporter.devin.retries import RetryPolicy, parse_retry_after
 from exporter.devin.table import ENDPOINTS
 
 SECRET = "cog_Pr0pErTy-t3st-s3cret-k3y_do-not-leak"

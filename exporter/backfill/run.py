@@ -29,7 +29,8 @@ from exporter.backfill.progress import Progress
 from exporter.backfill.spool import Spool
 from exporter.backfill.steps import Command, Steps, stamp
 from exporter.config import Settings
-from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.client import DevinAPI
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.files import replacing
 from exporter.metrics.families.health import HealthCollector

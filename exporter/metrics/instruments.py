@@ -13,7 +13,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from exporter.devin.client import REASONS
+from exporter.devin.errors import REASONS
 
 # What the client retries: the `reason` label of devin_exporter_api_retries_total.
 RETRY_REASONS = ("timeout", "connection", "rate_limited", "server_error")

@@ -8,7 +8,8 @@ import structlog
 from pydantic import ValidationError
 
 from exporter.config import Organization, Settings
-from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.client import DevinAPI
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.redact import Redactor
 from exporter.devin.table import ORG_LISTINGS
 

@@ -12,7 +12,8 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.client import DevinAPI
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import BillingCycle
 from exporter.devin.ratelimit import key_digest
 from exporter.metrics.instruments import Instruments

@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel
 
-from exporter.devin.client import DevinAPI, DevinAPIError
+from exporter.devin.client import DevinAPI
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,

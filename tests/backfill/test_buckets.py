@@ -10,7 +10,7 @@ from fakes import Item
 from pydantic import SecretStr
 
 from exporter.backfill.buckets import BucketCache
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import ActiveUsersSeries, CursorPage, DailyConsumption, OffsetPage
 from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.windows import DAY_SECONDS, day_start

@@ -15,7 +15,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from exporter.demo.app import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount, DemoAPI, DemoOrg
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,
@@ -30,6 +31,7 @@ from exporter.devin.models import (
     SessionMetrics,
     SessionsByCategory,
 )
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.spec import Contract
 from exporter.devin.table import ENDPOINTS
 from exporter.web.listener import listen

@@ -1,4 +1,5 @@
-"""DevinClient against httpx.MockTransport: requests it sends, and how failures are named."""
+"""DevinClient against httpx.MockTransport: the requests it sends, what it parses, how
+it names a failed transport, its hooks, and the two paginators."""
 
 from __future__ import annotations
 
@@ -9,16 +10,23 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Recorder, answer
+from conftest import Handler, Recorder, answer
 from fakes import SESSION_BODY
 from pydantic import SecretStr
 
-from exporter.devin.client import REASONS, DevinAPIError, DevinClient
+from exporter.devin import client as client_module
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.table import ENDPOINTS, Call, rfc3339
 
 KEY = "cog_ClientTestKey0123456789abcdefghij"
 ORG_SESSIONS = ENDPOINTS["v3_org_sessions"]
 V2_SESSIONS = ENDPOINTS["v2_enterprise_sessions"]
+ORGANIZATIONS = ENDPOINTS["v3_enterprise_organizations"]
+V2_ORGANIZATIONS = ENDPOINTS["v2_enterprise_organizations"]
+CYCLES = ENDPOINTS["v3_enterprise_consumption_cycles"]
+K = SecretStr(KEY)
 
 
 async def org_sessions(client: DevinClient, org: str = "org-a") -> Any:
@@ -122,55 +130,6 @@ def test_rfc3339_drops_fractions_and_converts_to_utc() -> None:
 
 
 # How failures are named.
-
-
-@pytest.mark.parametrize(
-    ("status", "reason"),
-    [
-        (401, "unauthorized"),
-        (403, "forbidden"),
-        (404, "not_found"),
-        (422, "client_error"),
-        (429, "rate_limited"),
-        (500, "server_error"),
-        (503, "server_error"),
-        (418, "client_error"),
-    ],
-)
-async def test_http_status_maps_to_a_poll_error_reason(
-    make_client: Callable[..., DevinClient], status: int, reason: str
-) -> None:
-    error = await failure(make_client(answer(status, {"detail": "nope"})))
-
-    assert (error.reason, error.status, error.detail) == (reason, status, "nope")
-    assert error.reason in REASONS
-    assert str(error) == f"{reason} (HTTP {status}): nope"
-
-
-async def test_a_non_json_error_body_gives_an_empty_detail(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    client = make_client(lambda request: httpx.Response(502, text="<html>Bad gateway</html>"))
-
-    error = await failure(client)
-
-    assert (error.reason, error.status, str(error)) == (
-        "server_error",
-        502,
-        "server_error (HTTP 502)",
-    )
-
-
-async def test_a_422_detail_names_the_first_invalid_parameter(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {
-        "detail": [{"loc": ["query", "time_after"], "msg": "Field required", "type": "missing"}]
-    }
-
-    error = await failure(make_client(answer(422, body)))
-
-    assert str(error) == "client_error (HTTP 422): query.time_after: Field required"
 
 
 @pytest.mark.parametrize(
@@ -285,84 +244,6 @@ async def test_on_response_hook_is_not_called_without_a_response(
     assert seen == []
 
 
-# The key never leaves in an error.
-
-
-async def test_a_key_echoed_in_a_422_detail_is_redacted(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {
-        "detail": [{"loc": ["header", "Authorization"], "msg": f"bad token {KEY}", "type": "x"}]
-    }
-
-    error = await failure(make_client(answer(422, body)))
-
-    assert str(error) == "client_error (HTTP 422): header.Authorization: bad token <redacted>"
-
-
-async def test_a_key_echoed_in_a_string_detail_is_redacted(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    error = await failure(make_client(answer(401, {"detail": f"unknown key {KEY}"})))
-
-    assert error.detail == "unknown key <redacted>"
-
-
-async def test_a_key_echoed_as_a_breakdown_key_of_a_200_is_redacted(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {**SESSION_BODY, "sessions_created_by_origin": {KEY: -1}}
-
-    error = await failure(make_client(answer(200, body)))
-
-    assert error.reason == "invalid_response"
-    assert KEY not in str(error)
-    assert "<redacted>" in str(error)
-
-
-async def test_a_key_echoed_across_the_detail_length_limit_leaves_no_part_of_it(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    """The detail is cut at 200 characters; the key must not survive the cut in part."""
-    padding = "x" * (200 - len("query.q: ") - 10)  # the cut falls 10 characters into the key
-    body = {"detail": [{"loc": ["query", "q"], "msg": padding + KEY, "type": "x"}]}
-
-    error = await failure(make_client(answer(422, body)))
-
-    assert KEY[:10] not in str(error)
-
-
-@pytest.mark.parametrize("status", [200, 401, 403, 404, 422, 429, 500])
-async def test_str_of_an_error_never_contains_the_key(
-    make_client: Callable[..., DevinClient], status: int
-) -> None:
-    def echo(request: httpx.Request) -> httpx.Response:
-        token = request.headers["Authorization"]
-        # A 200 is invalid only where it echoes the key: as a breakdown key of a bad count.
-        return httpx.Response(
-            status,
-            json={
-                "detail": [{"loc": [token], "msg": token, "type": token}],
-                token: token,
-                "sessions_created_by_origin": {token: token},
-            },
-        )
-
-    error = await failure(make_client(echo))
-
-    assert error.status == status
-    assert KEY not in str(error)
-    assert KEY not in repr(error)
-
-
-async def test_a_fragment_of_the_key_in_an_error_detail_is_redacted(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    error = await failure(make_client(answer(401, {"detail": f"unknown key ...{KEY[10:22]}"})))
-
-    assert "unknown key ...<redacted>" == error.detail
-
-
 async def test_a_fragment_of_the_key_echoed_as_an_origin_never_becomes_a_label_value(
     make_client: Callable[..., DevinClient],
 ) -> None:
@@ -375,3 +256,183 @@ async def test_a_fragment_of_the_key_echoed_as_an_origin_never_becomes_a_label_v
     assert {"x<redacted>": 3, "slack": 2} == {
         k: v for k, v in metrics.sessions_created_by_origin.items() if v
     }
+
+
+# Pagination.
+
+
+def pages(bodies: dict[str | None, dict[str, Any]], key: str = "after") -> Handler:
+    """Answers by the value of the `key` query parameter (None when absent)."""
+    return lambda request: httpx.Response(200, json=bodies[request.url.params.get(key)])
+
+
+def orgs(*ids: str) -> list[dict[str, str]]:
+    return [{"org_id": i, "name": i.upper()} for i in ids]
+
+
+async def test_cursor_pages_are_followed_to_the_end(
+    make_client: Callable[..., DevinClient],
+) -> None:
+    recorder = Recorder(
+        pages(
+            {
+                None: {"items": orgs("a", "b"), "has_next_page": True, "end_cursor": "c1"},
+                "c1": {"items": orgs("c", "d"), "has_next_page": True, "end_cursor": "c2"},
+                "c2": {"items": orgs("e"), "has_next_page": False, "end_cursor": None},
+            }
+        )
+    )
+
+    found = await make_client(recorder).pages(ORGANIZATIONS, K, page_size=2)
+
+    assert ["a", "b", "c", "d", "e"] == [o.org_id for o in found]
+    assert [
+        [("first", "2")],
+        [("first", "2"), ("after", "c1")],
+        [("first", "2"), ("after", "c2")],
+    ] == [list(r.url.params.multi_items()) for r in recorder.requests]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "detail"),
+    [
+        (
+            {
+                None: {"items": [], "has_next_page": True, "end_cursor": "c1"},
+                "c1": {"items": [], "has_next_page": True, "end_cursor": "c1"},
+            },
+            "pagination: end_cursor repeated",
+        ),
+        (
+            {None: {"items": [], "has_next_page": True, "end_cursor": None}},
+            "pagination: has_next_page without end_cursor",
+        ),
+    ],
+    ids=["repeated-cursor", "missing-cursor"],
+)
+async def test_a_broken_cursor_chain_is_invalid_response(
+    make_client: Callable[..., DevinClient], bodies: dict[str | None, Any], detail: str
+) -> None:
+    with pytest.raises(DevinAPIError) as caught:
+        await make_client(pages(bodies)).pages(CYCLES, K)
+
+    assert ("invalid_response", 200, detail) == (
+        caught.value.reason,
+        caught.value.status,
+        caught.value.detail,
+    )
+
+
+async def test_pages_past_the_cap_are_invalid_response(
+    make_client: Callable[..., DevinClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "MAX_PAGES", 3)
+    counter = iter(range(100))
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        cursor = f"c{next(counter)}"
+        return httpx.Response(200, json={"items": [], "has_next_page": True, "end_cursor": cursor})
+
+    recorder = Recorder(endless)
+    with pytest.raises(DevinAPIError) as caught:
+        await make_client(recorder).pages(CYCLES, K)
+
+    assert ("invalid_response", "pagination: more than 3 pages") == (
+        caught.value.reason,
+        caught.value.detail,
+    )
+    assert 3 == len(recorder.requests)
+
+
+async def test_a_page_is_retried_like_any_request(
+    make_client: Callable[..., DevinClient],
+) -> None:
+    statuses = iter([200, 503, 200])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        status = next(statuses)
+        if "after" not in request.url.params:
+            return httpx.Response(
+                status, json={"items": orgs("a"), "has_next_page": True, "end_cursor": "n"}
+            )
+        return httpx.Response(status, json={"items": orgs("b")})
+
+    retries: list[tuple[str, str]] = []
+    client = make_client(
+        flaky,
+        retry=RetryPolicy(attempts=2, initial_backoff_seconds=0, max_backoff_seconds=0),
+        on_retry=lambda endpoint, reason: retries.append((endpoint, reason)),
+    )
+
+    found = await client.pages(ORGANIZATIONS, K)
+
+    assert ["a", "b"] == [o.org_id for o in found]
+    assert [("v3_enterprise_organizations", "server_error")] == retries
+
+
+async def test_v2_pages_follow_skip_and_limit(make_client: Callable[..., DevinClient]) -> None:
+    items = [{"org_id": f"org-{i}", "org_name": f"Org {i}"} for i in range(5)]
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+        more = skip + limit < len(items)
+        return httpx.Response(
+            200,
+            json={
+                "items": items[skip : skip + limit],
+                "total": len(items),
+                "skip": skip,
+                "limit": limit,
+                "has_more": more,
+                "next_cursor": skip + limit if more else None,
+            },
+        )
+
+    recorder = Recorder(respond)
+    found = await make_client(recorder).pages(V2_ORGANIZATIONS, K, page_size=2)
+
+    assert [("org-0", "Org 0"), ("org-4", "Org 4")] == [
+        (found[i].org_id, found[i].name) for i in (0, 4)
+    ]
+    assert ["0", "2", "4"] == [r.url.params["skip"] for r in recorder.requests]
+
+
+async def test_v2_pages_without_progress_are_invalid_response(
+    make_client: Callable[..., DevinClient],
+) -> None:
+    body = {"items": [], "has_more": True, "next_cursor": None}
+
+    with pytest.raises(DevinAPIError) as caught:
+        await make_client(answer(200, body)).pages(V2_ORGANIZATIONS, K)
+
+    assert "pagination: has_more without progress" == caught.value.detail
+
+
+@pytest.mark.parametrize("size", [0, 201])
+async def test_a_page_size_out_of_range_is_refused(
+    make_client: Callable[..., DevinClient], size: int
+) -> None:
+    recorder = Recorder(answer(200, {"items": []}))
+    client = make_client(recorder)
+
+    with pytest.raises(ValueError, match=f"^page_size must be 1 to 200, not {size}$"):
+        await client.pages(ORGANIZATIONS, K, page_size=size)
+    with pytest.raises(ValueError, match=f"^page_size must be 1 to 200, not {size}$"):
+        await client.pages(V2_ORGANIZATIONS, K, page_size=size)
+    assert [] == recorder.requests
+
+
+@pytest.mark.parametrize("size", [1, 200])
+async def test_the_page_size_bounds_are_accepted(
+    make_client: Callable[..., DevinClient], size: int
+) -> None:
+    recorder = Recorder(answer(200, {"items": []}))
+    client = make_client(recorder)
+
+    await client.pages(ORGANIZATIONS, K, page_size=size)
+    await client.pages(V2_ORGANIZATIONS, K, page_size=size)
+
+    assert [str(size), str(size)] == [
+        recorder.requests[0].url.params["first"],
+        recorder.requests[1].url.params["limit"],
+    ]

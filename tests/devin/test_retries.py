@@ -1,4 +1,5 @@
-"""Retries, Retry-After and the poll deadline of DevinClient."""
+"""The retry policy and loop (exporter.devin.retries), through DevinClient: retries,
+Retry-After and the poll deadline."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy, parse_retry_after
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.ratelimit import KeyGates
+from exporter.devin.retries import RetryPolicy, parse_retry_after, pause_seconds, with_retries
 from exporter.devin.table import ENDPOINTS
 from exporter.web.listener import listen
 
@@ -130,3 +133,88 @@ async def test_a_server_that_trickles_its_answer_hits_the_poll_deadline() -> Non
     finally:
         await listener.close()
     assert "timeout" == caught.value.reason
+
+
+# The pause and the loop, directly.
+
+POLICY = RetryPolicy(attempts=3, initial_backoff_seconds=1.0, max_backoff_seconds=4.0)
+BUSY = DevinAPIError("server_error", status=503)
+
+
+@pytest.mark.parametrize(
+    ("error", "attempt", "elapsed"),
+    [
+        (DevinAPIError("not_found", status=404), 1, 0.0),
+        (BUSY, 3, 0.0),
+        (BUSY, 1, 60.0),
+        (DevinAPIError("rate_limited", status=429, retry_after=30.0), 1, 45.0),
+    ],
+    ids=["permanent", "last-attempt", "budget-spent", "retry-after-past-the-budget"],
+)
+def test_no_pause_means_give_up(error: DevinAPIError, attempt: int, elapsed: float) -> None:
+    assert pause_seconds(POLICY, error, attempt, elapsed) is None
+
+
+def test_a_429_pauses_not_at_all_since_its_gate_cools_the_key_down() -> None:
+    error = DevinAPIError("rate_limited", status=429, retry_after=2.0)
+
+    assert 0.0 == pause_seconds(POLICY, error, 1, 0.0)
+
+
+def test_a_retry_after_is_the_pause_when_the_server_gives_one() -> None:
+    error = DevinAPIError("server_error", status=503, retry_after=2.5)
+
+    assert 2.5 == pause_seconds(POLICY, error, 1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "elapsed", "ceiling"),
+    [(1, 0.0, 1.0), (2, 0.0, 2.0), (3, 0.0, 4.0), (2, 59.5, 0.5)],
+    ids=["first", "doubled", "capped-by-max-backoff", "capped-by-budget-left"],
+)
+def test_a_jittered_pause_stays_under_its_ceiling(
+    attempt: int, elapsed: float, ceiling: float
+) -> None:
+    policy = RetryPolicy(attempts=5, initial_backoff_seconds=1.0, max_backoff_seconds=4.0)
+
+    pauses = [pause_seconds(policy, BUSY, attempt, elapsed) for _ in range(200)]
+
+    assert all(p is not None and 0.0 <= p <= ceiling for p in pauses)
+
+
+async def test_with_retries_tells_each_retry_and_returns_the_answer() -> None:
+    failures = iter([BUSY, DevinAPIError("timeout")])
+    reasons: list[str] = []
+
+    async def attempt() -> str:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return "answer"
+
+    assert "answer" == await with_retries(FAST, attempt, reasons.append)
+    assert ["server_error", "timeout"] == reasons
+
+
+async def test_with_retries_passes_any_other_exception_through_untried() -> None:
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        raise ValueError("not an API error")
+
+    with pytest.raises(ValueError, match=r"^not an API error$"):
+        await with_retries(FAST, attempt)
+    assert [1] == calls
+
+
+async def test_with_retries_ends_at_the_budget_as_a_timeout() -> None:
+    async def attempt() -> str:
+        await asyncio.sleep(10)
+        return "too late"
+
+    policy = RetryPolicy(attempts=1, budget_seconds=0.05)
+    with pytest.raises(DevinAPIError) as caught:
+        await with_retries(policy, attempt)
+
+    assert ("timeout", "deadline of the poll passed") == (caught.value.reason, caught.value.detail)

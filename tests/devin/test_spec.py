@@ -13,8 +13,9 @@ from conftest import MOCK_BASE_URL
 from pydantic import SecretStr
 
 from exporter.config import Settings, load_settings
-from exporter.devin.client import DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
 from exporter.devin.ratelimit import KeyGates
+from exporter.devin.retries import RetryPolicy
 from exporter.devin.spec import Contract
 from exporter.devin.table import ACTIVE_USER_PERIODS, ENDPOINTS, ROWS, Endpoint
 from exporter.polling.discovery import list_organizations

@@ -10,7 +10,7 @@ from fakes import target
 from pydantic import SecretStr
 
 from exporter.config import DevinSettings, Organization
-from exporter.devin.client import REASONS
+from exporter.devin.errors import REASONS
 from exporter.devin.table import ENDPOINTS, ROWS, KeyKind
 from exporter.polling.hints import KEYS, hint, hint_for
 from exporter.polling.targets import Target

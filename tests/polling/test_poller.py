@@ -11,7 +11,7 @@ from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, Model, make_poller, 
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import BillingCycle, EnterpriseSessions, SessionMetrics
 from exporter.devin.table import ENDPOINTS, Call, Endpoint
 from exporter.metrics.instruments import Instruments

@@ -11,7 +11,7 @@ import pytest
 from fakes import H1, H24, INTERVAL, NOW, Clock, FakeDevin, make_poller, target
 from structlog.testing import capture_logs
 
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.polling.poller import Poller
 from exporter.polling.snapshot import fresh_samples
 from exporter.polling.state import FORMAT, VERSION, StateStore, decode, encode, read

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fakes import FakeDevin, target
 
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import ActiveUsers, BillingCycle, DailyConsumption, SessionMetrics
 from exporter.devin.table import ENDPOINTS, ROWS, Endpoint
 from exporter.polling.strategies import (

@@ -24,7 +24,7 @@ from exporter import main
 from exporter.config import Organization, load_settings
 from exporter.demo.app import DemoAccount
 from exporter.demo.faults import Fault, PlanEntry
-from exporter.devin.client import DevinAPIError
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments

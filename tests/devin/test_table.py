@@ -1,5 +1,6 @@
-"""DevinClient over every row of the endpoint table, against httpx.MockTransport: paths,
-parameters, parsing, pagination and problem-details errors; and `Endpoint.call`."""
+"""Every row of the endpoint table, sent through DevinClient against httpx.MockTransport:
+the path and query each row asks (checked against the contract), what each answer parses
+into; and `Endpoint.call`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Handler, Recorder, answer
+from conftest import Recorder, answer
 from pydantic import SecretStr
 
-from exporter.devin import client as client_module
-from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
+from exporter.devin.client import DevinClient
+from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import (
     KNOWN_ORIGINS,
     ActiveUsers,
@@ -131,9 +132,6 @@ SENT: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "v2_enterprise_user_consumption": ("/v2/enterprise/consumption/daily", V2_TIME),
 }
 SINGLE = [row for row in ROWS if row.pagination == "none"]
-ORGANIZATIONS = ENDPOINTS["v3_enterprise_organizations"]
-V2_ORGANIZATIONS = ENDPOINTS["v2_enterprise_organizations"]
-CYCLES = ENDPOINTS["v3_enterprise_consumption_cycles"]
 PAGED = [row for row in ROWS if row.pagination != "none"]
 
 
@@ -473,240 +471,3 @@ async def test_enterprise_sessions_parse_like_org_sessions(
 
     assert 7 == metrics.sessions_created_count
     assert set(KNOWN_ORIGINS) <= set(metrics.sessions_created_by_origin)
-
-
-# Pagination.
-
-
-def pages(bodies: dict[str | None, dict[str, Any]], key: str = "after") -> Handler:
-    """Answers by the value of the `key` query parameter (None when absent)."""
-    return lambda request: httpx.Response(200, json=bodies[request.url.params.get(key)])
-
-
-def orgs(*ids: str) -> list[dict[str, str]]:
-    return [{"org_id": i, "name": i.upper()} for i in ids]
-
-
-async def test_cursor_pages_are_followed_to_the_end(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    recorder = Recorder(
-        pages(
-            {
-                None: {"items": orgs("a", "b"), "has_next_page": True, "end_cursor": "c1"},
-                "c1": {"items": orgs("c", "d"), "has_next_page": True, "end_cursor": "c2"},
-                "c2": {"items": orgs("e"), "has_next_page": False, "end_cursor": None},
-            }
-        )
-    )
-
-    found = await make_client(recorder).pages(ORGANIZATIONS, K, page_size=2)
-
-    assert ["a", "b", "c", "d", "e"] == [o.org_id for o in found]
-    assert [
-        [("first", "2")],
-        [("first", "2"), ("after", "c1")],
-        [("first", "2"), ("after", "c2")],
-    ] == [list(r.url.params.multi_items()) for r in recorder.requests]
-
-
-@pytest.mark.parametrize(
-    ("bodies", "detail"),
-    [
-        (
-            {
-                None: {"items": [], "has_next_page": True, "end_cursor": "c1"},
-                "c1": {"items": [], "has_next_page": True, "end_cursor": "c1"},
-            },
-            "pagination: end_cursor repeated",
-        ),
-        (
-            {None: {"items": [], "has_next_page": True, "end_cursor": None}},
-            "pagination: has_next_page without end_cursor",
-        ),
-    ],
-    ids=["repeated-cursor", "missing-cursor"],
-)
-async def test_a_broken_cursor_chain_is_invalid_response(
-    make_client: Callable[..., DevinClient], bodies: dict[str | None, Any], detail: str
-) -> None:
-    with pytest.raises(DevinAPIError) as caught:
-        await make_client(pages(bodies)).pages(CYCLES, K)
-
-    assert ("invalid_response", 200, detail) == (
-        caught.value.reason,
-        caught.value.status,
-        caught.value.detail,
-    )
-
-
-async def test_pages_past_the_cap_are_invalid_response(
-    make_client: Callable[..., DevinClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(client_module, "MAX_PAGES", 3)
-    counter = iter(range(100))
-
-    def endless(request: httpx.Request) -> httpx.Response:
-        cursor = f"c{next(counter)}"
-        return httpx.Response(200, json={"items": [], "has_next_page": True, "end_cursor": cursor})
-
-    recorder = Recorder(endless)
-    with pytest.raises(DevinAPIError) as caught:
-        await make_client(recorder).pages(CYCLES, K)
-
-    assert ("invalid_response", "pagination: more than 3 pages") == (
-        caught.value.reason,
-        caught.value.detail,
-    )
-    assert 3 == len(recorder.requests)
-
-
-async def test_a_page_is_retried_like_any_request(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    statuses = iter([200, 503, 200])
-
-    def flaky(request: httpx.Request) -> httpx.Response:
-        status = next(statuses)
-        if "after" not in request.url.params:
-            return httpx.Response(
-                status, json={"items": orgs("a"), "has_next_page": True, "end_cursor": "n"}
-            )
-        return httpx.Response(status, json={"items": orgs("b")})
-
-    retries: list[tuple[str, str]] = []
-    client = make_client(
-        flaky,
-        retry=RetryPolicy(attempts=2, initial_backoff_seconds=0, max_backoff_seconds=0),
-        on_retry=lambda endpoint, reason: retries.append((endpoint, reason)),
-    )
-
-    found = await client.pages(ORGANIZATIONS, K)
-
-    assert ["a", "b"] == [o.org_id for o in found]
-    assert [("v3_enterprise_organizations", "server_error")] == retries
-
-
-async def test_v2_pages_follow_skip_and_limit(make_client: Callable[..., DevinClient]) -> None:
-    items = [{"org_id": f"org-{i}", "org_name": f"Org {i}"} for i in range(5)]
-
-    def respond(request: httpx.Request) -> httpx.Response:
-        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
-        more = skip + limit < len(items)
-        return httpx.Response(
-            200,
-            json={
-                "items": items[skip : skip + limit],
-                "total": len(items),
-                "skip": skip,
-                "limit": limit,
-                "has_more": more,
-                "next_cursor": skip + limit if more else None,
-            },
-        )
-
-    recorder = Recorder(respond)
-    found = await make_client(recorder).pages(V2_ORGANIZATIONS, K, page_size=2)
-
-    assert [("org-0", "Org 0"), ("org-4", "Org 4")] == [
-        (found[i].org_id, found[i].name) for i in (0, 4)
-    ]
-    assert ["0", "2", "4"] == [r.url.params["skip"] for r in recorder.requests]
-
-
-async def test_v2_pages_without_progress_are_invalid_response(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {"items": [], "has_more": True, "next_cursor": None}
-
-    with pytest.raises(DevinAPIError) as caught:
-        await make_client(answer(200, body)).pages(V2_ORGANIZATIONS, K)
-
-    assert "pagination: has_more without progress" == caught.value.detail
-
-
-@pytest.mark.parametrize("size", [0, 201])
-async def test_a_page_size_out_of_range_is_refused(
-    make_client: Callable[..., DevinClient], size: int
-) -> None:
-    recorder = Recorder(answer(200, {"items": []}))
-    client = make_client(recorder)
-
-    with pytest.raises(ValueError, match=f"^page_size must be 1 to 200, not {size}$"):
-        await client.pages(ORGANIZATIONS, K, page_size=size)
-    with pytest.raises(ValueError, match=f"^page_size must be 1 to 200, not {size}$"):
-        await client.pages(V2_ORGANIZATIONS, K, page_size=size)
-    assert [] == recorder.requests
-
-
-@pytest.mark.parametrize("size", [1, 200])
-async def test_the_page_size_bounds_are_accepted(
-    make_client: Callable[..., DevinClient], size: int
-) -> None:
-    recorder = Recorder(answer(200, {"items": []}))
-    client = make_client(recorder)
-
-    await client.pages(ORGANIZATIONS, K, page_size=size)
-    await client.pages(V2_ORGANIZATIONS, K, page_size=size)
-
-    assert [str(size), str(size)] == [
-        recorder.requests[0].url.params["first"],
-        recorder.requests[1].url.params["limit"],
-    ]
-
-
-# Problem details (RFC 9457) errors.
-
-
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [
-        ({"type": "about:blank", "title": "Unauthorized", "status": 401}, "Unauthorized"),
-        (
-            {"title": "Unauthorized", "status": 401, "detail": "Invalid or missing API key"},
-            "Invalid or missing API key",
-        ),
-        ({"title": "Unauthorized", "status": 401, "detail": None}, "Unauthorized"),
-    ],
-    ids=["title-only", "detail", "null-detail"],
-)
-async def test_a_problem_detail_error_reads_detail_or_title(
-    make_client: Callable[..., DevinClient], body: dict[str, Any], detail: str
-) -> None:
-    client = make_client(
-        lambda request: httpx.Response(
-            401, json=body, headers={"Content-Type": "application/problem+json"}
-        )
-    )
-
-    with pytest.raises(DevinAPIError) as caught:
-        await client.pages(ORGANIZATIONS, K)
-
-    assert ("unauthorized", detail) == (caught.value.reason, caught.value.detail)
-
-
-async def test_a_422_problem_names_its_first_field_error(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "errors": [{"loc": ["query", "first"], "msg": "Input should be less than or equal to 200"}],
-    }
-
-    with pytest.raises(DevinAPIError) as caught:
-        await make_client(answer(422, body)).pages(CYCLES, K)
-
-    assert "query.first: Input should be less than or equal to 200" == caught.value.detail
-
-
-async def test_a_key_echoed_in_a_problem_title_is_redacted(
-    make_client: Callable[..., DevinClient],
-) -> None:
-    body = {"title": f"bad key {KEY}", "status": 403}
-
-    with pytest.raises(DevinAPIError) as caught:
-        await get(make_client(answer(403, body)), "v3_org_prs")
-
-    assert "bad key <redacted>" == caught.value.detail
-    assert KEY not in str(caught.value)
