@@ -16,7 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 import exporter
-from exporter.demo.app import DemoAccount, DemoAPI, DemoOrg
+from exporter.demo.account import DemoAccount, DemoOrg
+from exporter.demo.app import DemoAPI
 from exporter.devin.models import EnterpriseSessions, SessionMetrics
 from exporter.web.listener import listen
 

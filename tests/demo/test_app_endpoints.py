@@ -14,7 +14,8 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from exporter.demo.app import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount, DemoAPI, DemoOrg
+from exporter.demo.account import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount, DemoOrg
+from exporter.demo.app import DemoAPI
 from exporter.devin.client import DevinAPIError, DevinClient, RetryPolicy
 from exporter.devin.models import (
     ActiveUsers,
