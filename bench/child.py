@@ -69,7 +69,8 @@ async def _no_commands(command: Command) -> dict[str, Any]:
 async def run_demo(args: dict[str, Any]) -> None:
     from aiohttp import web
 
-    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.account import DemoAccount
+    from exporter.demo.app import DemoAPI
     from exporter.demo.faults import Fault, FaultPlan, PlanEntry
     from exporter.devin.table import ENDPOINTS
     from exporter.web.listener import listen

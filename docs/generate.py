@@ -82,7 +82,8 @@ async def _scrape_everything() -> str:
     """One poll of the demo API with every endpoint group, rendered as a scrape would."""
     from exporter import main
     from exporter.config import EndpointsSettings, load_settings
-    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.account import DemoAccount
+    from exporter.demo.app import DemoAPI
     from exporter.web.listener import listen
 
     fixed_now = 1_790_000_000.0

@@ -51,7 +51,7 @@ from exporter.web.server import ExporterApp
 
 if TYPE_CHECKING:  # the demo, the backfill and the web config (bcrypt, TLS): only when asked
     from exporter.backfill.steps import Command as BackfillCommand
-    from exporter.demo.app import DemoAccount
+    from exporter.demo.account import DemoAccount
     from exporter.web.security import WebSecurity
 
 Clock = Callable[[], float]
@@ -599,7 +599,8 @@ def demo_settings(
 
 async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: bool) -> int:
     """`--demo`: start the demo API on a free loopback port and run the exporter against it."""
-    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.account import DemoAccount
+    from exporter.demo.app import DemoAPI
 
     account = DemoAccount.generate(3)
     demo = await listen(DemoAPI(account).app(), "127.0.0.1:0")
@@ -616,7 +617,8 @@ async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: b
 
 async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path | None) -> int:
     """`devin-exporter demo-api`: the demo API alone; prints its keys for a config file."""
-    from exporter.demo.app import DemoAccount, DemoAPI
+    from exporter.demo.account import DemoAccount
+    from exporter.demo.app import DemoAPI
     from exporter.demo.faults import FaultPlan
 
     configure_logging("info", "logfmt")

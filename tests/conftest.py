@@ -22,7 +22,8 @@ import yaml
 
 from exporter import main
 from exporter.config import EndpointsSettings, Settings, load_settings
-from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.account import DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.devin.client import DevinClient
 from exporter.devin.retries import RetryPolicy
 from exporter.web.listener import Listener, listen

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from exporter import main
 from exporter.config import Settings, load_settings
-from exporter.demo.app import DemoAccount
+from exporter.demo.account import DemoAccount
 from exporter.devin.table import ENDPOINTS
 from exporter.polling.targets import Target
 

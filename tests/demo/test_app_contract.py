@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.account import DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.devin.spec import Contract, Operation
 from exporter.devin.table import ACTIVE_USER_PERIODS, ROWS, Call, Endpoint
 from exporter.web.listener import listen

@@ -14,12 +14,8 @@ from scrape import Series, label_values, names, parse, value
 
 from exporter import main
 from exporter.config import ConfigError, load_settings
-from exporter.demo.app import (
-    DEMO_ENTERPRISE_CYCLE_LIMIT,
-    DEMO_SESSION_LIMIT,
-    DemoAccount,
-    DemoAPI,
-)
+from exporter.demo.account import DEMO_ENTERPRISE_CYCLE_LIMIT, DEMO_SESSION_LIMIT, DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.demo.data import billing_cycles
 from exporter.logs import configure_logging
 from exporter.web.listener import listen

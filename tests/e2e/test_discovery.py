@@ -12,7 +12,8 @@ from conftest import FIXED_NOW, Clock, Demo, running_exporter, wait_until
 from scrape import label_values, parse
 
 from exporter import main
-from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.account import DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.web.listener import listen
 
 pytestmark = pytest.mark.slow  # real processes, servers or builds

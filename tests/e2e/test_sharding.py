@@ -12,7 +12,8 @@ from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, parse
 
 from exporter.config import ConfigError, load_settings
-from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.account import DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.sharding import ordinal_from_hostname, parse_shard, shard_of
 from exporter.web.listener import listen
 

@@ -26,7 +26,8 @@ import pytest
 from conftest import ROOT, Demo, wait_until
 
 from exporter import main
-from exporter.demo.app import DemoAccount, DemoAPI
+from exporter.demo.account import DemoAccount
+from exporter.demo.app import DemoAPI
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.web.listener import listen
 

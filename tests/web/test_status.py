@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from exporter import main
 from exporter.config import Organization, load_settings
-from exporter.demo.app import DemoAccount
+from exporter.demo.account import DemoAccount
 from exporter.demo.faults import Fault, PlanEntry
 from exporter.devin.errors import DevinAPIError
 from exporter.devin.table import ENDPOINTS

@@ -1,22 +1,20 @@
-"""The demo Devin API beyond sessions, as a real server on loopback: auth, validation,
-pagination, data that agrees across endpoints, faults, and adding or removing orgs."""
+"""The demo's answers: one per row of the table, each body valid, the endpoints agreeing
+with each other and with the demo data, pages that cover everything."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
-from exporter.demo.app import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount, DemoAPI, DemoOrg
+from exporter.demo.account import DEMO_ENTERPRISE_CYCLE_LIMIT, DemoAccount
+from exporter.demo.answers import ANSWERS, answer_of
+from exporter.demo.app import DemoAPI
 from exporter.devin.client import DevinClient
-from exporter.devin.errors import DevinAPIError
 from exporter.devin.models import (
     ActiveUsers,
     ActiveUsersSeries,
@@ -24,6 +22,7 @@ from exporter.devin.models import (
     BillingCycles,
     CursorPage,
     DailyConsumption,
+    EnterpriseSessions,
     OffsetPage,
     OrganizationSummary,
     PrMetrics,
@@ -32,258 +31,103 @@ from exporter.devin.models import (
     SessionsByCategory,
 )
 from exporter.devin.retries import RetryPolicy
-from exporter.devin.spec import Contract
-from exporter.devin.table import ENDPOINTS
-from exporter.web.listener import listen
+from exporter.devin.table import ENDPOINTS, ROWS
 
-T = 1_790_000_000  # the demo API's fixed "now": 2026-09-21T14:13:20Z
-DAY = 86400
-WEEK = 7 * DAY
-WINDOW = {"time_after": T - WEEK, "time_before": T}
-
-
-def window_for(path: str) -> dict[str, int]:
-    """WINDOW where the contract documents a time range for `path`, else no parameters."""
-    operation = Contract.load().operation(path)
-    assert operation is not None, path
-    return WINDOW if "time_after" in operation.parameters else {}
-
-
-ORG_PATHS = [
-    "/v3/organizations/{org}/metrics/prs",
-    "/v3/organizations/{org}/metrics/searches",
-    "/v3/organizations/{org}/metrics/active-users",
-    "/v3/organizations/{org}/metrics/dau",
-    "/v3/organizations/{org}/metrics/wau",
-    "/v3/organizations/{org}/metrics/mau",
-    "/v3/organizations/{org}/consumption/daily",
-]
-ENTERPRISE_PATHS = [
-    "/v3/enterprise/metrics/sessions",
-    "/v3/enterprise/metrics/prs",
-    "/v3/enterprise/metrics/searches",
-    "/v3/enterprise/metrics/active-users",
-    "/v3/enterprise/metrics/sessions-by-category",
-    "/v3/enterprise/consumption/daily",
-    "/v3/enterprise/consumption/cycles",
-    "/v3/enterprise/organizations",
-]
-V2_PATHS = [
-    "/v2/enterprise/metrics/prs",
-    "/v2/enterprise/consumption/daily",
-    "/v2/enterprise/organizations",
-]
-# Endpoints whose time range is required.
-REQUIRED_WINDOW = [p for p in ORG_PATHS + ENTERPRISE_PATHS if "consumption" not in p]
-REQUIRED_WINDOW.remove("/v3/enterprise/organizations")
-
-
-@dataclass
-class Served:
-    """A running demo API and an httpx client pointed at it."""
-
-    api: DemoAPI
-    http: httpx.AsyncClient
-
-    @property
-    def account(self) -> DemoAccount:
-        return self.api.account
-
-    @property
-    def org(self) -> str:
-        return self.account.orgs[0].id
-
-    @property
-    def orgs(self) -> list[str]:
-        return [o.id for o in self.account.orgs]
-
-    def auth(self, key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
-
-    async def get(self, path: str, key: str, params: Any = None) -> httpx.Response:
-        return await self.http.get(path, params=params, headers=self.auth(key))
-
-    async def org_get(self, path: str, org: str | None = None, **params: Any) -> httpx.Response:
-        """An org endpoint with the org-level service user key."""
-        url = path.format(org=org or self.org)
-        return await self.get(url, self.account.service_user_key, params or window_for(url))
-
-    async def ent_get(self, path: str, params: Any = None) -> httpx.Response:
-        """An enterprise endpoint with the account-level service user key."""
-        key = self.account.enterprise_service_user_key
-        return await self.get(path, key, params or window_for(path))
-
-    async def v2_get(self, path: str, params: Any = None) -> httpx.Response:
-        return await self.get(path, self.account.enterprise_key, params)
-
-
-@asynccontextmanager
-async def serve(account: DemoAccount) -> AsyncIterator[Served]:
-    api = DemoAPI(account, clock=lambda: float(T))
-    listener = await listen(api.app(), "127.0.0.1:0")
-    try:
-        async with httpx.AsyncClient(base_url=listener.url, timeout=10) as http:
-            yield Served(api, http)
-    finally:
-        await listener.close()
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    async with serve(DemoAccount.generate(3, seed=5)) as running:
-        yield running
-
-
-def iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-# Auth.
-
-
-def test_generate_makes_an_account_level_service_user_key() -> None:
-    account = DemoAccount.generate(2)
-
-    key = account.enterprise_service_user_key
-    assert key.startswith("cog_")
-    assert key not in account.service_user_keys
-    assert key not in account.enterprise_keys
-
-
-@pytest.mark.parametrize("path", ORG_PATHS + ENTERPRISE_PATHS + V2_PATHS)
-async def test_no_key_or_an_unknown_key_is_401(served: Served, path: str) -> None:
-    url = path.format(org=served.org)
-
-    missing = await served.http.get(url, params=WINDOW)
-    unknown = await served.get(url, "cog_not_a_key_of_this_account", WINDOW)
-
-    assert (401, 401) == (missing.status_code, unknown.status_code)
-    assert "Invalid or missing API key" == missing.json()["detail"]
-
-
-@pytest.mark.parametrize("path", ORG_PATHS)
-async def test_org_endpoints_answer_the_org_key_and_the_account_key_not_the_admin_key(
-    served: Served, path: str
-) -> None:
-    url = path.format(org=served.org)
-
-    org_key = await served.get(url, served.account.service_user_key, WINDOW)
-    account_key = await served.get(url, served.account.enterprise_service_user_key, WINDOW)
-    admin_key = await served.get(url, served.account.enterprise_key, WINDOW)
-
-    assert (200, 200, 403) == (org_key.status_code, account_key.status_code, admin_key.status_code)
-    assert org_key.json() == account_key.json()
-    assert {"detail": "This endpoint needs a service user key (cog_)"} == admin_key.json()
-
-
-@pytest.mark.parametrize("path", ENTERPRISE_PATHS)
-async def test_enterprise_endpoints_need_account_level_permissions(
-    served: Served, path: str
-) -> None:
-    org_key = await served.get(path, served.account.service_user_key, window_for(path))
-    admin_key = await served.get(path, served.account.enterprise_key, window_for(path))
-    account_key = await served.ent_get(path)
-
-    assert (403, 403, 200) == (
-        org_key.status_code,
-        admin_key.status_code,
-        account_key.status_code,
-    )
-    assert "application/problem+json" == org_key.headers["Content-Type"].split(";")[0]
-    problem = org_key.json()
-    assert ("Forbidden", 403) == (problem["title"], problem["status"])
-    assert problem["detail"].startswith("Service user lacks ")
-
-
-@pytest.mark.parametrize("path", V2_PATHS)
-async def test_v2_endpoints_need_the_enterprise_admin_key(served: Served, path: str) -> None:
-    admin_key = await served.v2_get(path)
-    service_key = await served.get(path, served.account.enterprise_service_user_key)
-
-    assert (200, 403) == (admin_key.status_code, service_key.status_code)
-
-
-async def test_an_org_key_is_403_on_an_org_it_lacks_and_404_on_an_unknown_org() -> None:
-    account = DemoAccount(
-        orgs=[DemoOrg("org-a", "A"), DemoOrg("org-b", "B")],
-        service_user_keys={"cog_x": {"org-a"}},
-        enterprise_keys={"apk_user_x"},
-        enterprise_service_user_keys={"cog_account"},
-    )
-    async with serve(account) as running:
-        path = "/v3/organizations/{org}/consumption/daily"
-        home = await running.get(path.format(org="org-a"), "cog_x")
-        other = await running.get(path.format(org="org-b"), "cog_x")
-        unknown = await running.get(path.format(org="org-c"), "cog_account")
-
-    assert (200, 403, 404) == (home.status_code, other.status_code, unknown.status_code)
-    assert {"detail": "Service user lacks ViewOrgConsumption on this organization"} == (
-        other.json()
-    )
-
-
-# Validation.
-
-
-@pytest.mark.parametrize("path", REQUIRED_WINDOW)
-async def test_a_missing_time_after_is_422(served: Served, path: str) -> None:
-    response = await served.get(
-        path.format(org=served.org),
-        served.account.enterprise_service_user_key,
-        {"time_before": T},
-    )
-
-    assert 422 == response.status_code
-    assert [{"loc": ["query", "time_after"], "msg": "Field required", "type": "missing"}] == (
-        response.json()["detail"]
-    )
-
-
-@pytest.mark.parametrize(
-    ("path", "params", "loc"),
-    [
-        ("/v3/enterprise/organizations", {"first": 0}, ["query", "first"]),
-        ("/v3/enterprise/organizations", {"first": 201}, ["query", "first"]),
-        ("/v3/enterprise/consumption/cycles", {"after": "not a cursor"}, ["query", "after"]),
-        ("/v3/enterprise/consumption/daily", {"time_after": T, "time_before": 0}, None),
-        ("/v3/enterprise/metrics/active-users", {**WINDOW, "min_sessions": -1}, None),
-        ("/v3/enterprise/metrics/prs", {"time_after": T, "time_before": "x"}, None),
-        ("/v3/enterprise/consumption/daily", {"time_after": 0}, ["query", "time_after"]),
-    ],
-    ids=[
-        "first-0",
-        "first-201",
-        "bad-cursor",
-        "reversed",
-        "negative-min",
-        "not-int",
-        "too-many-days",
-    ],
+from .served import (
+    DAY,
+    WEEK,
+    WINDOW,
+    Served,
+    T,
+    iso,
+    utc,
 )
-async def test_bad_parameters_are_422_http_validation_errors(
-    served: Served, path: str, params: dict[str, Any], loc: list[str] | None
+
+# The registry: one answer per row of the table.
+
+
+def test_every_row_of_the_table_has_an_answer() -> None:
+    assert [] == [row.name for row in ROWS if row.name not in ANSWERS]
+
+
+def test_every_answer_names_a_row_of_the_table() -> None:
+    assert [] == sorted(set(ANSWERS) - {row.name for row in ROWS})
+
+
+def test_a_row_without_an_answer_is_a_lookup_error_naming_it() -> None:
+    row = dataclasses.replace(ROWS[0], name="v3_org_made_up")
+
+    with pytest.raises(LookupError, match=r"^v3_org_made_up: the demo has no answer"):
+        answer_of(row)
+
+
+def test_the_demo_refuses_to_start_with_a_row_that_has_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    response = await served.ent_get(path, params)
+    """A new row of the table without an answer stops the demo at build time, by name."""
+    made_up = dataclasses.replace(ROWS[0], name="v3_org_made_up", whole_enterprise=True)
+    monkeypatch.setattr("exporter.demo.app.ROWS", (*ROWS, made_up))
 
-    assert 422 == response.status_code
-    [item] = response.json()["detail"]
-    assert {"loc", "msg", "type"} == set(item)
-    if loc is not None:
-        assert loc == item["loc"]
-
-
-@pytest.mark.parametrize(("params"), [{"limit": 0}, {"limit": 201}, {"skip": -1}])
-async def test_bad_v2_page_parameters_are_422(served: Served, params: dict[str, int]) -> None:
-    response = await served.v2_get("/v2/enterprise/organizations", params)
-
-    assert 422 == response.status_code
+    with pytest.raises(LookupError, match=r"^v3_org_made_up: the demo has no answer"):
+        DemoAPI(DemoAccount.generate(1)).app()
 
 
-# The data: each body validates, and the endpoints agree with each other.
+# The data.
+
+
+async def test_v3_body_validates_and_matches_the_org_model(served: Served) -> None:
+    response = await served.v3(after=T - 7 * DAY, before=T)
+
+    metrics = SessionMetrics.model_validate_json(response.content)
+    expected = served.account.models[served.org].totals(T - 7 * DAY, T)
+    assert response.status_code == 200
+    assert metrics.sessions_created_count == expected.created
+    assert metrics.sessions_created_count > 0
+    assert metrics.sessions_created_by_origin["github"] == expected.by_origin["github"]
+    assert metrics.sessions_with_merged_prs_count == expected.merged
+    assert metrics.avg_acus_per_session == expected.average_acus
+
+
+async def test_v3_does_not_count_past_its_clock(served: Served) -> None:
+    clipped = await served.v3(after=T - DAY, before=T + 30 * DAY)
+    now = await served.v3(after=T - DAY, before=T)
+
+    assert clipped.json() == now.json()
+
+
+async def test_v2_body_validates(served: Served) -> None:
+    response = await served.v2({"start": iso(T - DAY), "end": iso(T)})
+
+    assert response.status_code == 200
+    assert EnterpriseSessions.model_validate_json(response.content).sessions_count > 0
+
+
+async def test_v2_with_org_ids_equals_v3_for_the_same_range(served: Served) -> None:
+    org = served.account.orgs[1].id
+    v3 = await served.v3(org, after=T - 3 * DAY, before=T - DAY)
+    v2 = await served.v2({"start": iso(T - 3 * DAY), "end": iso(T - DAY), "org_ids": [org]})
+
+    created = SessionMetrics.model_validate_json(v3.content).sessions_created_count
+    assert EnterpriseSessions.model_validate_json(v2.content).sessions_count == created
+    assert created > 0
+
+
+async def test_v2_without_org_ids_is_the_sum_over_all_orgs(served: Served) -> None:
+    per_org = [await served.v3(o.id, after=T - DAY, before=T) for o in served.account.orgs]
+    total = await served.v2({"start": iso(T - DAY), "end": iso(T)})
+
+    expected = sum(r.json()["sessions_created_count"] for r in per_org)
+    assert total.json() == {"sessions_count": expected}
+
+
+async def test_v2_with_two_org_ids_is_their_sum(served: Served) -> None:
+    a, b, _ = (o.id for o in served.account.orgs)
+    both = await served.v2({"start": iso(T - DAY), "end": iso(T), "org_ids": [a, b]})
+    only_a = await served.v2({"start": iso(T - DAY), "end": iso(T), "org_ids": [a]})
+    only_b = await served.v2({"start": iso(T - DAY), "end": iso(T), "org_ids": [b]})
+
+    expected = only_a.json()["sessions_count"] + only_b.json()["sessions_count"]
+    assert both.json()["sessions_count"] == expected
 
 
 async def test_org_prs_add_up_and_follow_the_sessions(served: Served) -> None:
@@ -543,9 +387,6 @@ async def test_v2_prs_are_v3_prs_with_opened_meaning_opened_in_the_period(
     } == v2.json()
 
 
-# Pagination.
-
-
 async def test_organizations_page_through_every_org_in_id_order(served: Served) -> None:
     seen: list[str] = []
     params: dict[str, Any] = {"first": 1}
@@ -631,9 +472,6 @@ async def test_v2_organizations_skip_and_limit(served: Served) -> None:
     assert raw["items"][0]["created_at"].endswith("Z")
 
 
-# Through the real client: retries, gates and pagination on a real socket.
-
-
 async def test_the_client_reads_every_new_endpoint_of_the_demo(served: Served) -> None:
     client = DevinClient(served.http, retry=RetryPolicy(attempts=1))
     org_key = SecretStr(served.account.service_user_key)
@@ -661,135 +499,3 @@ async def test_the_client_reads_every_new_endpoint_of_the_demo(served: Served) -
     assert consumption.total_acus > 0
     assert v2_prs.prs_opened is not None
     assert v2_consumption.total_acus > 0
-
-
-# Faults on the new endpoints.
-
-
-async def test_a_fault_on_org_prs_hits_prs_only(served: Served) -> None:
-    entry = {"endpoint": "v3_org_prs", "org": served.org, "faults": [{"status": 503}]}
-    await served.http.post("/_demo/faults", json=entry)
-
-    prs = await served.org_get("/v3/organizations/{org}/metrics/prs")
-    sessions = await served.org_get("/v3/organizations/{org}/metrics/sessions")
-
-    assert (503, 200) == (prs.status_code, sessions.status_code)
-
-
-async def test_a_fault_on_enterprise_organizations_targets_org_empty_string(
-    served: Served,
-) -> None:
-    entry = {"endpoint": "v3_enterprise_organizations", "org": "", "faults": [{"status": 500}]}
-    await served.http.post("/_demo/faults", json=entry)
-    client = DevinClient(served.http, retry=RetryPolicy(attempts=1))
-
-    with pytest.raises(DevinAPIError) as caught:
-        await client.pages(
-            ENDPOINTS["v3_enterprise_organizations"],
-            SecretStr(served.account.enterprise_service_user_key),
-        )
-
-    assert ("server_error", 500) == (caught.value.reason, caught.value.status)
-
-
-async def test_a_missing_fields_fault_breaks_each_bucket(served: Served) -> None:
-    entry = {
-        "endpoint": "v3_org_active_user_buckets",
-        "org": served.org,
-        "faults": [{"body": "missing_fields", "times": 1}],
-    }
-    await served.http.post("/_demo/faults", json=entry)
-
-    response = await served.org_get("/v3/organizations/{org}/metrics/wau")
-
-    assert 200 == response.status_code
-    with pytest.raises(ValidationError):
-        ActiveUsersSeries.model_validate_json(response.content)
-
-
-async def test_requests_to_new_endpoints_are_counted_under_their_names(served: Served) -> None:
-    await served.org_get("/v3/organizations/{org}/metrics/dau")
-    await served.org_get("/v3/organizations/{org}/metrics/mau")
-    await served.ent_get("/v3/enterprise/consumption/cycles", {})
-
-    counts = (await served.http.get("/_demo/requests")).json()
-
-    assert [
-        {"endpoint": "v3_enterprise_consumption_cycles", "org": "", "requests": 1},
-        {"endpoint": "v3_org_active_user_buckets", "org": served.org, "requests": 2},
-    ] == counts
-
-
-# Administration: organisations come and go.
-
-
-async def test_an_added_org_is_listed_served_and_reachable_with_the_account_wide_keys(
-    served: Served,
-) -> None:
-    added = await served.http.post("/_demo/orgs", json={"id": "org-new0001", "name": "New"})
-
-    account = (await served.http.get("/_demo/account")).json()
-    listed = (await served.ent_get("/v3/enterprise/organizations")).json()
-    by_org_key = await served.org_get("/v3/organizations/{org}/metrics/prs", "org-new0001")
-    by_account_key = await served.get(
-        "/v3/organizations/org-new0001/metrics/sessions",
-        served.account.enterprise_service_user_key,
-        WINDOW,
-    )
-
-    assert {"ok": True} == added.json()
-    assert {"id": "org-new0001", "name": "New"} in account["orgs"]
-    assert "org-new0001" in [o["org_id"] for o in listed["items"]]
-    assert (200, 200) == (by_org_key.status_code, by_account_key.status_code)
-    assert by_account_key.json()["sessions_created_count"] > 0
-
-
-async def test_an_added_org_is_not_granted_to_a_key_limited_to_other_orgs() -> None:
-    account = DemoAccount(
-        orgs=[DemoOrg("org-a", "A"), DemoOrg("org-b", "B")],
-        service_user_keys={"cog_a": {"org-a"}, "cog_all": {"org-a", "org-b"}},
-        enterprise_keys={"apk_user_x"},
-    )
-    async with serve(account) as running:
-        await running.http.post("/_demo/orgs", json={"id": "org-c", "name": "C"})
-        limited = await running.get("/v3/organizations/org-c/metrics/prs", "cog_a", WINDOW)
-        wide = await running.get("/v3/organizations/org-c/metrics/prs", "cog_all", WINDOW)
-
-    assert (403, 200) == (limited.status_code, wide.status_code)
-
-
-async def test_a_removed_org_disappears_everywhere(served: Served) -> None:
-    gone = served.orgs[1]
-
-    removed = await served.http.delete(f"/_demo/orgs/{gone}")
-
-    listed = (await served.ent_get("/v3/enterprise/organizations")).json()
-    metrics = await served.org_get("/v3/organizations/{org}/metrics/sessions", gone)
-    assert {"ok": True} == removed.json()
-    assert gone not in [o["org_id"] for o in listed["items"]]
-    assert 2 == listed["total"]
-    assert 404 == metrics.status_code
-    assert gone not in [o["id"] for o in (await served.http.get("/_demo/account")).json()["orgs"]]
-
-
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        ({"id": "org-demo0000", "name": "Again"}, 409),
-        ({"id": "", "name": "Empty"}, 422),
-        ({"id": "org-x", "name": "X", "extra": 1}, 422),
-        ({"id": "org x/y", "name": "Slash"}, 422),
-    ],
-    ids=["duplicate", "empty-id", "unknown-field", "bad-characters"],
-)
-async def test_a_bad_new_org_is_refused(served: Served, body: dict[str, Any], status: int) -> None:
-    response = await served.http.post("/_demo/orgs", json=body)
-
-    assert status == response.status_code
-    assert 3 == len(served.account.orgs)
-
-
-async def test_removing_an_unknown_org_is_404(served: Served) -> None:
-    response = await served.http.delete("/_demo/orgs/org-nope")
-
-    assert 404 == response.status_code
