@@ -168,7 +168,6 @@ class Backfill:
             samples=samples,
             states={},
             up={},
-            auth_failing=frozenset(),
             cycle=cycle,
         )
         view = View(

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -95,8 +94,9 @@ class Poller:
             samples=dict(self.samples),
             states={k: replace(v) for k, v in self.states.items()},
             up={t: self.up(t) for t in self.targets},
-            auth_failing=frozenset(self.auth_backoff),
+            backoff={t: replace(b) for t, b in self.auth_backoff.items()},
             cycle=self.current_cycle(self._clock()),
+            next_runs=self._next_runs(),
         )
 
     def reconfigure(self, targets: list[Target], windows: list[Window]) -> None:
@@ -202,17 +202,16 @@ class Poller:
         """The windows (or buckets) a target's samples are kept under."""
         return strategy_of(target.row).windows(self.windows if windows is None else windows)
 
-    def next_poll(self, target: Target) -> datetime | None:
-        backoff = self.auth_backoff.get(target)
+    def _next_runs(self) -> dict[float, float]:
+        """When the scheduler next polls each interval (Unix time)."""
         if self._scheduler is None:
-            return None
-        job = self._scheduler.get_job(_job_id(target.interval_seconds))
-        if job is None or job.next_run_time is None:
-            return None
-        next_run: datetime = job.next_run_time
-        if backoff is not None and backoff.retry_at > next_run.timestamp():
-            return datetime.fromtimestamp(backoff.retry_at, UTC)
-        return next_run
+            return {}
+        runs = {}
+        for interval in {t.interval_seconds for t in self.targets}:
+            job = self._scheduler.get_job(_job_id(interval))
+            if job is not None and job.next_run_time is not None:
+                runs[interval] = job.next_run_time.timestamp()
+        return runs
 
     async def poll_all(self) -> None:
         """One cycle of every target, concurrently (the client caps requests in flight);

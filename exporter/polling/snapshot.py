@@ -4,10 +4,11 @@ page read, and how long a value may be served."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from exporter.polling.backoff import AuthBackoff
 from exporter.polling.targets import Target
 from exporter.windows import Window
 
@@ -37,7 +38,8 @@ class WindowState:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent copy of what the poller knows, for rendering away from the event loop."""
+    """A consistent copy of what the poller knows: /metrics renders it away from the event
+    loop, the status page reads it."""
 
     version: int
     targets: tuple[Target, ...]
@@ -45,9 +47,22 @@ class Snapshot:
     samples: Mapping[tuple[Target, str], Sample]
     states: Mapping[tuple[Target, str], WindowState]
     up: Mapping[Target, bool]
-    auth_failing: frozenset[Target]
+    # The targets whose key Devin refuses, and when each is asked again.
+    backoff: Mapping[Target, AuthBackoff] = field(default_factory=dict)
     # The current billing cycle's [start, end), as the poller knows it; None: unknown.
     cycle: tuple[float, float] | None = None
+    # When the scheduler next polls each poll interval (seconds -> Unix time); empty
+    # while the scheduler is not running.
+    next_runs: Mapping[float, float] = field(default_factory=dict)
+
+    def next_poll(self, target: Target) -> float | None:
+        """When the target is polled next: its interval's next run, or later while its key
+        is refused and its polls back off; None when no poll is scheduled."""
+        run = self.next_runs.get(target.interval_seconds)
+        if run is None:
+            return None
+        backoff = self.backoff.get(target)
+        return max(run, backoff.retry_at) if backoff is not None else run
 
 
 def stale_after_for(target: Target, stale_after: float) -> float:

@@ -128,7 +128,7 @@ class ExporterApp:
 
     def _status(self) -> Status:
         names = {o.id: o.display_name for o in self._exposition.organizations}
-        return collect(self._poller, names, self._clock())
+        return collect(self._poller.snapshot(), names, self._clock())
 
     async def status_page(self, request: web.Request) -> web.Response:
         page = render_page(

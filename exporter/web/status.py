@@ -17,8 +17,8 @@ from importlib import resources
 from typing import Any, Final, Literal
 
 from exporter.polling.hints import hint_for
-from exporter.polling.poller import Poller
-from exporter.polling.snapshot import WindowState
+from exporter.polling.snapshot import Snapshot, WindowState
+from exporter.polling.strategies import strategy_of
 from exporter.polling.targets import Target
 
 State = Literal["failing", "backing_off", "pending", "ok"]
@@ -115,11 +115,12 @@ def _window_status(label: str, state: WindowState) -> WindowStatus:
     return WindowStatus(label, "ok", None, None, state.last_success)
 
 
-def target_status(poller: Poller, target: Target, org_names: Mapping[str, str]) -> TargetStatus:
-    """What the poller knows of one target."""
-    states = [(w.label, poller.states[target, w.label]) for w in poller.windows_of(target)]
+def target_status(snapshot: Snapshot, target: Target, org_names: Mapping[str, str]) -> TargetStatus:
+    """What the snapshot holds of one target."""
+    labels = [w.label for w in strategy_of(target.row).windows(snapshot.windows)]
+    states = [(label, snapshot.states[target, label]) for label in labels]
     windows = tuple(_window_status(label, state) for label, state in states)
-    backoff = poller.auth_backoff.get(target)
+    backoff = snapshot.backoff.get(target)
     state: State
     if backoff is not None:
         state = "backing_off"
@@ -140,7 +141,6 @@ def target_status(poller: Poller, target: Target, org_names: Mapping[str, str]) 
     if failures:
         at, reason, http_status = max(failures, key=lambda f: f[0])
         last_error = LastError(reason, http_status, at, hint_for(target, reason))
-    next_poll = poller.next_poll(target)
     return TargetStatus(
         endpoint=target.endpoint,
         org=target.org,
@@ -149,16 +149,16 @@ def target_status(poller: Poller, target: Target, org_names: Mapping[str, str]) 
         state=state,
         windows=windows,
         last_success_timestamp=min(known) if known else None,
-        next_poll_timestamp=next_poll.timestamp() if next_poll is not None else None,
+        next_poll_timestamp=snapshot.next_poll(target),
         backoff_until_timestamp=backoff.retry_at if backoff is not None else None,
         backoff_failures=backoff.failures if backoff is not None else 0,
         last_error=last_error,
     )
 
 
-def collect(poller: Poller, org_names: Mapping[str, str], now: float) -> Status:
-    """Every target of the poller, failing and backing off first."""
-    targets = [target_status(poller, t, org_names) for t in poller.targets]
+def collect(snapshot: Snapshot, org_names: Mapping[str, str], now: float) -> Status:
+    """Every target of the snapshot (the one /metrics reads), failing and backing off first."""
+    targets = [target_status(snapshot, t, org_names) for t in snapshot.targets]
     return Status(now, tuple(sorted(targets, key=lambda t: t.sort_key)))
 
 

@@ -26,6 +26,7 @@ from exporter.devin.models import (
 from exporter.devin.table import ENDPOINTS
 from exporter.metrics.view import Billing, View
 from exporter.polling.attribution import UserAcus
+from exporter.polling.backoff import AuthBackoff
 from exporter.polling.live import ActiveState, FinishedCount, Histogram, LiveSessions, RepoCount
 from exporter.polling.snapshot import Sample, Snapshot, WindowState
 from exporter.polling.strategies import AcuLimits, ConsumedAcus, LatestActiveUsers, OrgLimits
@@ -219,7 +220,7 @@ def view() -> View:
         samples=samples,
         states=states,
         up={**dict.fromkeys(targets, True), failing: False},
-        auth_failing=frozenset({failing}),
+        backoff={failing: AuthBackoff("forbidden", 1, NOW + 600)},
         cycle=(NOW - 10 * 86400, NOW + 20 * 86400),
     )
     organizations = (

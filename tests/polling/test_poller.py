@@ -84,7 +84,7 @@ async def test_a_refused_key_backs_off_doubling_up_to_an_hour(reason: str) -> No
     gaps = [b - a for a, b in itertools.pairwise(polls_at)]
     assert [300, 600, 1200, 2400, 3600, 3600] == gaps[:6]
     assert max(gaps) == AUTH_BACKOFF_MAX_SECONDS
-    assert target("org-a") in poller.snapshot().auth_failing
+    assert target("org-a") in poller.snapshot().backoff
 
 
 async def test_an_accepted_key_ends_the_backoff() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fakes import INTERVAL, NOW, Clock, FakeDevin, make_poller, target
 from pydantic import SecretStr
 
 from exporter.devin.models import SessionMetrics
 from exporter.devin.table import ENDPOINTS
-from exporter.polling.snapshot import Sample, fresh_samples, stale_after_for
+from exporter.polling.backoff import AuthBackoff
+from exporter.polling.snapshot import Sample, Snapshot, fresh_samples, stale_after_for
 from exporter.polling.targets import Target
 
 
@@ -44,3 +46,39 @@ async def test_a_snapshot_is_a_copy_that_later_polls_leave_alone() -> None:
     assert NOW == before.samples[target("org-a"), "1h"].fetched_at
     assert NOW == before.states[target("org-a"), "1h"].last_success
     assert NOW + INTERVAL == after.states[target("org-a"), "1h"].last_success
+
+
+def test_the_next_poll_is_the_intervals_next_run_or_later_while_the_key_backs_off() -> None:
+    a, b, hourly = (
+        target("org-a"),
+        target("org-b"),
+        Target(ENDPOINTS["v3_org_consumption_daily"], "org-a", SecretStr("cog_a"), 3600.0),
+    )
+    snapshot = Snapshot(
+        version=1,
+        targets=(a, b, hourly),
+        windows=(),
+        samples={},
+        states={},
+        up={},
+        backoff={a: AuthBackoff("forbidden", 3, NOW + 4 * INTERVAL)},
+        next_runs={INTERVAL: NOW + INTERVAL},
+    )
+    assert NOW + 4 * INTERVAL == snapshot.next_poll(a)
+    assert NOW + INTERVAL == snapshot.next_poll(b)
+    assert snapshot.next_poll(hourly) is None  # no job for its interval: nothing scheduled
+
+
+async def test_the_pollers_snapshot_holds_the_next_run_of_each_interval() -> None:
+    hourly = Target(ENDPOINTS["v3_org_consumption_daily"], "org-a", SecretStr("cog_a"), 3600.0)
+    poller = make_poller(FakeDevin(), Clock(), target("org-a"), hourly)
+    assert {} == poller.snapshot().next_runs  # no scheduler to ask
+    scheduler = AsyncIOScheduler()
+    poller.schedule(scheduler)
+    scheduler.start(paused=True)
+    try:
+        runs = poller.snapshot().next_runs
+        assert {INTERVAL, 3600.0} == set(runs)
+        assert runs[INTERVAL] < runs[3600.0]
+    finally:
+        scheduler.shutdown(wait=False)

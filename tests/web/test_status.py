@@ -93,7 +93,7 @@ def row_states(page: str) -> list[tuple[str, bool]]:
 
 async def test_summary_counts_each_target_once_by_its_state() -> None:
     poller, clock = await four_states()
-    status = collect(poller, {}, clock.now)
+    status = collect(poller.snapshot(), {}, clock.now)
     assert {"failing": 1, "backing_off": 1, "pending": 1, "ok": 1} == status.counts()
     assert [("server_error", 503, 1), ("forbidden", 403, 1)] == sorted(
         status.reasons(), key=lambda r: r[0], reverse=True
@@ -102,7 +102,7 @@ async def test_summary_counts_each_target_once_by_its_state() -> None:
 
 async def test_failing_then_backing_off_then_pending_then_ok() -> None:
     poller, clock = await four_states()
-    status = collect(poller, {}, clock.now)
+    status = collect(poller.snapshot(), {}, clock.now)
     assert [
         ("failing", "org-failing"),
         ("backing_off", "org-refused"),
@@ -209,7 +209,7 @@ async def test_a_recovered_target_is_ok_and_keeps_its_last_error_for_the_record(
     del api.errors["org-a"]
     clock.now += INTERVAL
     await poller.poll_all()
-    (status,) = collect(poller, {}, clock.now).targets
+    (status,) = collect(poller.snapshot(), {}, clock.now).targets
     assert ("ok", NOW + INTERVAL) == (status.state, status.last_success_timestamp)
     assert status.last_error is not None
     assert ("rate_limited", 429, NOW) == (
@@ -218,7 +218,7 @@ async def test_a_recovered_target_is_ok_and_keeps_its_last_error_for_the_record(
         status.last_error.timestamp,
     )
     page = render_page(
-        collect(poller, {}, clock.now),
+        collect(poller.snapshot(), {}, clock.now),
         version="1",
         ready=True,
         metrics_path="/metrics",
@@ -367,7 +367,7 @@ async def test_the_page_at_100_orgs_and_4_windows_stays_under_150_kb(failing_org
     assert (4, 201) == (len(windows), len(row_states(page.decode())))
     assert len(page) <= MAX_PAGE_BYTES, len(page)
     assert len(zipped) <= len(page) // 5
-    counts = collect(poller, {}, clock.now).counts()
+    counts = collect(poller.snapshot(), {}, clock.now).counts()
     assert 2 * failing_orgs == counts["failing"] + counts["backing_off"]
 
 

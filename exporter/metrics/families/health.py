@@ -49,7 +49,7 @@ class HealthCollector(ViewCollector):
             add = adder(target)
             labels = {"endpoint": target.endpoint, "org": target.org}
             add(up, labels, 1 if snapshot.up[target] else 0)
-            add(auth_failing, labels, 1 if target in snapshot.auth_failing else 0)
+            add(auth_failing, labels, 1 if target in snapshot.backoff else 0)
         for (target, window), state in sorted(snapshot.states.items(), key=lambda kv: kv[0]):
             if state.last_success is not None:
                 labels = {"endpoint": target.endpoint, "org": target.org, "window": window}
