@@ -262,15 +262,16 @@ def _usage_error(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit status."""
     from exporter import main as app  # after argument parsing: --help stays fast
+    from exporter.billing import explain_billing
 
     args = parse_args(argv)
     if args.command == "demo-api":
         ignored = [key for dest, key in _OVERRIDES if getattr(args, dest) is not None]
         if args.config or args.shard or args.demo or ignored:
             return _usage_error("demo-api takes only its own flags (see demo-api --help)")
-        return asyncio.run(
-            app.run_demo_api(args.host, args.port, args.orgs, args.seed, args.faults)
-        )
+        from exporter.demo_mode import run_demo_api
+
+        return asyncio.run(run_demo_api(args.host, args.port, args.orgs, args.seed, args.faults))
     if args.demo and args.command == "check-config":
         return _usage_error("check-config checks a config file; --demo needs none")
     if args.demo and args.command == "backfill":
@@ -282,14 +283,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = overrides_of(args)
     try:
         if args.demo:
-            return asyncio.run(app.run_with_demo(path, overrides, once=args.command == "once"))
+            from exporter.demo_mode import run_with_demo
+
+            return asyncio.run(run_with_demo(path, overrides, once=args.command == "once"))
         settings = checked_settings(path, overrides)
     except ConfigError as err:
         print(f"devin-exporter: {err}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"{path or 'environment'}: configuration is valid")
-        for line in app.explain_billing(settings):
+        for line in explain_billing(settings):
             print(f"  {line}")
         return 0
     if args.command == "once" and args.explain:

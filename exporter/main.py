@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
+from exporter.billing import billing_view, log_billing
 from exporter.config import (
-    NO_CYCLE_SOURCE,
     ConfigError,
-    EndpointsSettings,
     Organization,
     Settings,
-    load_settings,
 )
 from exporter.devin.client import DevinClient
 from exporter.devin.errors import DevinAPIError
@@ -36,11 +34,10 @@ from exporter.devin.transport import AiohttpTransport
 from exporter.logs import configure_logging
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.instruments import Instruments
-from exporter.metrics.view import Billing
 from exporter.polling.admission import Admission
 from exporter.polling.attribution import Attribution, UserLabels
 from exporter.polling.discovery import left_out, list_organizations, merge
-from exporter.polling.plan import billing_targets, build_targets, format_seconds
+from exporter.polling.plan import build_targets, format_seconds
 from exporter.polling.poller import Poller
 from exporter.polling.state import StateStore
 from exporter.polling.strategies import strategy_of
@@ -51,7 +48,6 @@ from exporter.web.server import ExporterApp
 
 if TYPE_CHECKING:  # the demo, the backfill and the web config (bcrypt, TLS): only when asked
     from exporter.backfill.steps import Command as BackfillCommand
-    from exporter.demo.account import DemoAccount
     from exporter.web.security import WebSecurity
 
 Clock = Callable[[], float]
@@ -174,7 +170,7 @@ class Runtime:
         pending = needing_restart(self.settings, new)
         if pending:
             log.warning("reload_needs_restart", keys=",".join(pending))
-        configure_logging(new.log.level, new.log.format, secrets=_secrets(new))
+        configure_logging(new.log.level, new.log.format, secrets=secrets_of(new))
         self.client.retry_policy = _retry_policy(new)
         self.client.max_response_bytes = new.devin.max_response_bytes
         self.client.timeout_seconds = new.devin.timeout
@@ -221,60 +217,6 @@ class Runtime:
         await self.exposition.close()
         if self.listener is not None:
             await self.listener.close()
-
-
-def billing_view(settings: Settings) -> Billing:
-    """What the metric families need of the billing settings and of sharding."""
-    billing = settings.billing
-    return Billing(settings.sharding.owns_enterprise, billing.acu_price, billing.currency)
-
-
-def explain_billing(settings: Settings) -> list[str]:
-    """Where the billing cycle and the ACU limits come from, a line each: for `check-config`
-    and the log at start. Nothing is guessed: without a source, nothing is exported."""
-    source = settings.cycle_source
-    cycle = {
-        "v3": "billing cycle: Devin's, from GET /v3/enterprise/consumption/cycles "
-        "(devin.enterprise_service_user_key)",
-        "v2": "billing cycle: Devin's, from GET /v2/enterprise/consumption/cycles "
-        "(devin.enterprise_key)",
-        "cycle_start_day": f"billing cycle: from day {settings.billing.cycle_start_day} of "
-        "each month at 08:00 UTC (billing.cycle_start_day)",
-        None: f"billing cycle: unknown, so nothing cycle-based is exported; {NO_CYCLE_SOURCE}",
-    }[source]
-    if source in ("v3", "v2") and settings.billing.cycle_start_day is not None:
-        cycle += f", else day {settings.billing.cycle_start_day} (billing.cycle_start_day)"
-    rows = [t.row for t in billing_targets(settings) if not strategy_of(t.row).first]
-    if rows:
-        limits = "ACU limits: from " + ", ".join(row.path for row in rows)
-    elif not settings.enabled("acu_limits"):
-        limits = "ACU limits: not read (endpoints.acu_limits is disabled)"
-    else:
-        limits = (
-            "ACU limits: unknown, so none are exported; they need "
-            "devin.enterprise_service_user_key or devin.enterprise_key"
-        )
-    price = settings.billing.acu_price
-    money = (
-        f"spend: {price:g} {settings.billing.currency} per ACU (billing.acu_price)"
-        if price is not None
-        else "spend: in ACUs (set billing.acu_price for money)"
-    )
-    return [cycle, limits, money]
-
-
-def log_billing(settings: Settings) -> None:
-    """Say once where the billing cycle and the limits come from, or why they are unknown."""
-    if settings.cycle_source is None:
-        log.warning(
-            "billing_cycle_unknown",
-            effect="no devin_billing_cycle_* series and no window=cycle",
-            hint=NO_CYCLE_SOURCE,
-        )
-    else:
-        log.info("billing_cycle_source", source=settings.cycle_source)
-    if all(strategy_of(t.row).first for t in billing_targets(settings)):
-        log.info("acu_limits_unknown", hint=explain_billing(settings)[1])
 
 
 def devin_client(
@@ -336,7 +278,7 @@ def attribution(settings: Settings) -> Attribution:
     return Attribution(settings.endpoints.user_consumption.top, labels)
 
 
-def _secrets(settings: Settings) -> list[str]:
+def secrets_of(settings: Settings) -> list[str]:
     """The keys (and the key of hashed user labels), for the log's redaction of any
     fragment of them."""
     return [key.get_secret_value() for key in settings.secrets()]
@@ -474,7 +416,7 @@ Reloader = Callable[[], Settings]
 
 async def run(settings: Settings, reload: Reloader | None = None) -> int:
     """The daemon: serve until SIGTERM or SIGINT; on SIGHUP apply `reload()`'s settings."""
-    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
+    configure_logging(settings.log.level, settings.log.format, secrets=secrets_of(settings))
     _warn_on_odd_keys(settings)
     log_billing(settings)
     stop = asyncio.Event()
@@ -536,7 +478,7 @@ async def _reload_on_hangup(
 async def run_once(settings: Settings) -> int:
     """Poll every target once (after discovery, if enabled), print the exposition, and
     exit 1 if any target, or the discovery, failed."""
-    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
+    configure_logging(settings.log.level, settings.log.format, secrets=secrets_of(settings))
     log_billing(settings)
     async with http_client(settings) as http:
         runtime = build(settings, http)
@@ -553,7 +495,7 @@ async def run_backfill(settings: Settings, command: BackfillCommand) -> int:
     """`devin-exporter backfill`: the daemon's client, asked about past steps."""
     from exporter.backfill.run import backfill_command
 
-    configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
+    configure_logging(settings.log.level, settings.log.format, secrets=secrets_of(settings))
 
     @asynccontextmanager
     async def connect() -> AsyncIterator[DevinClient]:
@@ -561,87 +503,3 @@ async def run_backfill(settings: Settings, command: BackfillCommand) -> int:
             yield devin_client(settings, http, Instruments(CollectorRegistry()))
 
     return await backfill_command(settings, command, connect)
-
-
-# The demo serves on loopback unless --web.listen-address says otherwise: its data is
-# synthetic, but an exporter reachable from the network should be a choice.
-DEMO_LISTEN_ADDRESS = "127.0.0.1:9877"
-# The demo shows everything, every endpoint group, at one pace it can sustain.
-DEMO_INTERVAL = "1m"
-
-
-def demo_settings(
-    path: Path | None, overrides: dict[str, Any], account: DemoAccount, url: str
-) -> Settings:
-    """The operator's settings, pointed at the demo API with its organisations and keys."""
-    return load_settings(
-        path,
-        **{
-            "poll_interval": DEMO_INTERVAL,
-            "endpoints": {
-                group: {"enabled": True, "interval": DEMO_INTERVAL}
-                for group in EndpointsSettings.model_fields
-            },
-            **overrides,
-            "web": {"listen_address": DEMO_LISTEN_ADDRESS, **overrides.get("web", {})},
-            "devin": {
-                "base_url": url,
-                "service_user_key": account.service_user_key,
-                "enterprise_key": account.enterprise_key,
-                "enterprise_service_user_key": account.enterprise_service_user_key,
-                # The demo API is local: no need to spread its requests like Devin's.
-                "requests_per_second": 100,
-            },
-            "organizations": [{"id": o.id, "name": o.name} for o in account.orgs],
-        },
-    )
-
-
-async def run_with_demo(path: Path | None, overrides: dict[str, Any], *, once: bool) -> int:
-    """`--demo`: start the demo API on a free loopback port and run the exporter against it."""
-    from exporter.demo.account import DemoAccount
-    from exporter.demo.app import DemoAPI
-
-    account = DemoAccount.generate(3)
-    demo = await listen(DemoAPI(account).app(), "127.0.0.1:0")
-    try:
-        settings = demo_settings(path, overrides, account, demo.url)
-        if once:
-            return await run_once(settings)
-        configure_logging(settings.log.level, settings.log.format, secrets=_secrets(settings))
-        log.info("demo_api_started", url=demo.url, orgs=len(account.orgs))
-        return await run(settings)
-    finally:
-        await demo.close()
-
-
-async def run_demo_api(host: str, port: int, orgs: int, seed: int, faults: Path | None) -> int:
-    """`devin-exporter demo-api`: the demo API alone; prints its keys for a config file."""
-    from exporter.demo.account import DemoAccount
-    from exporter.demo.app import DemoAPI
-    from exporter.demo.faults import FaultPlan
-
-    configure_logging("info", "logfmt")
-    account = DemoAccount.generate(orgs, seed=seed)
-    plan = FaultPlan.from_file(faults) if faults else FaultPlan()
-    listener = await listen(DemoAPI(account, plan=plan).app(), f"{host}:{port}")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    # The demo keys are throw-away and printed on purpose, so that a config can use them;
-    # in one write, so that whoever reads the first line finds the rest with it.
-    banner = [
-        f"demo Devin API on {listener.url}",
-        f"  service user key (cog_):    {account.service_user_key}",
-        f"  enterprise key (apk_user_): {account.enterprise_key}",
-        f"  enterprise service user key (cog_): {account.enterprise_service_user_key}",
-        *(f"  organization {org.id}  {org.name}" for org in account.orgs),
-    ]
-    print("\n".join(banner), flush=True)
-    try:
-        await stop.wait()
-    finally:
-        with suppress(Exception):
-            await listener.close()
-    return 0

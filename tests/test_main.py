@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +13,6 @@ from pydantic import SecretStr
 
 from exporter import main
 from exporter.config import Settings, load_settings
-from exporter.demo.account import DemoAccount
 from exporter.devin.table import ENDPOINTS
 from exporter.polling.targets import Target
 
@@ -25,35 +23,6 @@ def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DEVIN_EXPORTER_"):
             monkeypatch.delenv(name)
-
-
-def demo(overrides: dict[str, Any]) -> Settings:
-    return main.demo_settings(None, overrides, DemoAccount.generate(3), "http://127.0.0.1:1")
-
-
-def test_the_demo_binds_loopback_by_default() -> None:
-    assert "127.0.0.1:9877" == demo({}).web.listen_address
-
-
-def test_the_demo_binds_where_the_listen_address_flag_says() -> None:
-    assert ":0" == demo({"web": {"listen_address": ":0"}}).web.listen_address
-
-
-def test_another_web_flag_keeps_the_demo_on_loopback() -> None:
-    settings = demo({"web": {"telemetry_path": "/probe"}})
-
-    assert ("127.0.0.1:9877", "/probe") == (
-        settings.web.listen_address,
-        settings.web.telemetry_path,
-    )
-
-
-def test_the_demo_polls_every_group_at_the_pace_its_log_states() -> None:
-    settings = demo({})
-
-    groups = {group: settings.interval_of(group) for group in type(settings.endpoints).model_fields}
-    assert {60.0} == set(groups.values())
-    assert 60.0 == settings.poll_interval
 
 
 def target(endpoint: str, org: str, interval_seconds: float) -> Target:

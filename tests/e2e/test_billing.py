@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXED_NOW, Clock, Demo, running_exporter
 from scrape import Series, label_values, names, parse, value
 
-from exporter import main
+from exporter import billing, main
 from exporter.config import ConfigError, load_settings
 from exporter.demo.account import DEMO_ENTERPRISE_CYCLE_LIMIT, DEMO_SESSION_LIMIT, DemoAccount
 from exporter.demo.app import DemoAPI
@@ -161,7 +161,7 @@ def test_without_a_source_one_log_line_says_why(demo: Demo) -> None:
     stream = io.StringIO()
     configure_logging("info", "logfmt", stream)
 
-    main.log_billing(settings_for(demo, SERVICE_USER, windows=["24h"]))
+    billing.log_billing(settings_for(demo, SERVICE_USER, windows=["24h"]))
 
     lines = stream.getvalue().splitlines()
     [unknown] = [line for line in lines if "event=billing_cycle_unknown" in line]
