@@ -65,7 +65,12 @@ def test_a_restart_serves_the_saved_values_before_its_first_poll_ends(tmp_path: 
         "billing_cycles": {"enabled": False},
         "acu_limits": {"enabled": False},
     }
-    with processes(tmp_path, state={"path": str(state)}, endpoints=seed_only) as process:
+    # A poll's budget is poll_interval. With the default 5 s a slowed request whose arrival
+    # was already counted in `seen` failed its poll before the next one arrived, and that
+    # target's devin_up was 0; 30 s outlasts the test's wait for a new request.
+    with processes(
+        tmp_path, state={"path": str(state)}, endpoints=seed_only, poll_interval="30s"
+    ) as process:
         orgs = [o["id"] for o in _organizations(tmp_path)]
         slow_down_every_target(process, orgs)
         # Once a poll has met the slow answers, no later one can change the values.
