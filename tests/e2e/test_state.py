@@ -65,9 +65,9 @@ def test_a_restart_serves_the_saved_values_before_its_first_poll_ends(tmp_path: 
         "billing_cycles": {"enabled": False},
         "acu_limits": {"enabled": False},
     }
-    # A poll's budget is poll_interval. With the default 5 s a slowed request whose arrival
-    # was already counted in `seen` failed its poll before the next one arrived, and that
-    # target's devin_up was 0; 30 s outlasts the test's wait for a new request.
+    # poll_interval is also each poll's time budget. With the fixture's 5 s, a slowed request
+    # already counted in `seen` could fail its poll before a new request arrived, leaving
+    # devin_up 0; 30 s outlasts wait_for's 20 s.
     with processes(
         tmp_path, state={"path": str(state)}, endpoints=seed_only, poll_interval="30s"
     ) as process:
